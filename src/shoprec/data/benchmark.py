@@ -1,0 +1,136 @@
+"""Reader for the benchmark layout: ``sequences.txt`` (``user item item ...``, oldest first) plus item text in
+``items.jsonl.gz`` (Amazon sets) or ``movies.dat`` (MovieLens)."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprec.data.dataset import CATALOG_COLUMNS, Dataset, empty_catalog
+from shoprec.data.rejects import LoadReport, SchemaError
+from shoprec.types import Sequences, Vocabulary
+
+SEQUENCES_FILE = "sequences.txt"
+
+
+def is_benchmark_dir(path: Path) -> bool:
+    return path.is_dir() and (path / SEQUENCES_FILE).is_file()
+
+
+def read_benchmark(
+    directory: Path, pseudonymize: Callable[[str], str], include_uninteracted: bool = False
+) -> tuple[Dataset, LoadReport]:
+    """Load a benchmark folder. The ranking universe is the set of items that occur in the sequences, as in
+    the papers; ``include_uninteracted`` adds catalog items nobody interacted with (cold-start candidates).
+
+    A line that is empty, has a user but no items, repeats a user, or names an item missing from a present
+    catalog is rejected with its line number.
+    """
+    directory = Path(directory)
+    if not is_benchmark_dir(directory):
+        raise SchemaError(f"{directory} has no {SEQUENCES_FILE}")
+    catalog_rows = _read_item_text(directory)
+    report = LoadReport()
+    users: list[str] = []
+    rows: list[list[str]] = []
+    seen_users: set[str] = set()
+    path = directory / SEQUENCES_FILE
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            tokens = line.split()
+            reason = _check_line(tokens, seen_users, catalog_rows)
+            if reason:
+                report.reject(path, line_number, reason, line.rstrip("\n"))
+                continue
+            seen_users.add(tokens[0])
+            users.append(pseudonymize(tokens[0]))
+            rows.append(tokens[1:])
+            report.loaded += 1
+    if not rows:
+        raise SchemaError(f"{path}: no usable line ({report.rejected} rejected)")
+
+    interacted = dict.fromkeys(item for row in rows for item in row)
+    extra = [item for item in catalog_rows if item not in interacted] if include_uninteracted else []
+    items = Vocabulary.from_ids([*interacted, *extra])
+    user_vocab = Vocabulary.from_ids(users)
+    sequences = Sequences.from_lists(
+        user_vocab.lookup(users), [items.lookup(row) for row in rows]
+    )
+    dataset = Dataset(
+        name=directory.name,
+        items=items,
+        users=user_vocab,
+        sequences=sequences,
+        catalog=_catalog_frame(items, catalog_rows),
+    )
+    return dataset, report
+
+
+def _check_line(tokens: list[str], seen_users: set[str], catalog: dict[str, dict[str, object]]) -> str:
+    if not tokens:
+        return "empty line"
+    if len(tokens) < 2:
+        return "user has no items"
+    if tokens[0] in seen_users:
+        return f"duplicate user {tokens[0]!r} (first line kept)"
+    if catalog:
+        unknown = [item for item in tokens[1:] if item not in catalog]
+        if unknown:
+            return f"unknown item {unknown[0]!r}" + (f" (+{len(unknown) - 1} more)" if len(unknown) > 1 else "")
+    return ""
+
+
+def _read_item_text(directory: Path) -> dict[str, dict[str, object]]:
+    """Raw item id -> catalog fields, from whichever item file the folder has (none is fine)."""
+    if (directory / "items.jsonl.gz").is_file():
+        with gzip.open(directory / "items.jsonl.gz", "rt", encoding="utf-8") as handle:
+            return {str(record["item_id"]): _amazon_fields(record) for record in map(json.loads, handle)}
+    if (directory / "movies.dat").is_file():
+        return _read_movies(directory / "movies.dat")
+    return {}
+
+
+def _amazon_fields(record: dict[str, object]) -> dict[str, object]:
+    """S3Rec/P5 records carry ``title`` + ``categories``; UniSRec records one ``text`` = "title. cats. brand. "."""
+    fields: dict[str, object] = {}
+    if isinstance(record.get("title"), str):
+        fields["title"] = html.unescape(str(record["title"]))
+    categories = record.get("categories")
+    if isinstance(categories, list) and categories and isinstance(categories[0], list):
+        fields["category"] = " > ".join(html.unescape(str(part)) for part in categories[0])
+    if isinstance(record.get("text"), str):
+        text = html.unescape(str(record["text"])).strip()
+        fields["description"] = text
+        fields.setdefault("title", text.split(". ", 1)[0])
+    return fields
+
+
+def _read_movies(path: Path) -> dict[str, dict[str, object]]:
+    """GroupLens ``MovieID::Title (Year)::Genre|Genre`` in latin-1."""
+    movies: dict[str, dict[str, object]] = {}
+    for line in path.read_text(encoding="latin-1").splitlines():
+        parts = line.split("::")
+        if len(parts) == 3:
+            genres = parts[2].split("|")
+            movies[parts[0]] = {"title": parts[1], "category": genres[0], "tags": genres}
+    return movies
+
+
+def _catalog_frame(items: Vocabulary, rows: dict[str, dict[str, object]]) -> pd.DataFrame:
+    catalog = empty_catalog(len(items))
+    for column in CATALOG_COLUMNS:
+        values = [rows.get(raw, {}).get(column) for raw in items.ids]
+        if any(value is not None for value in values):
+            catalog[column] = pd.Series(values, index=catalog.index, dtype=object)
+    return catalog
+
+
+def interactions_per_item(dataset: Dataset) -> np.ndarray:
+    """(n_items + 1,) interaction counts by item index; index 0 (padding) is 0."""
+    return np.bincount(dataset.sequences.items, minlength=dataset.items.size)

@@ -1,0 +1,100 @@
+"""Train/validation/test splits. Targets never appear in the training rows they are evaluated against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoprec.types import Sequences
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """What a model sees (``histories``) and what it must find (``targets``), rows aligned by user."""
+
+    histories: Sequences
+    targets: Sequences
+
+    def __post_init__(self) -> None:
+        if not np.array_equal(self.histories.users, self.targets.users):
+            raise ValueError("histories and targets must list the same users in the same order")
+
+    def __len__(self) -> int:
+        return len(self.histories)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Sequences
+    valid: EvalSet
+    test: EvalSet
+
+
+def hold_out_last(sequences: Sequences, min_history: int = 1) -> tuple[Sequences, EvalSet]:
+    """Hold each user's last item out as a target; rows too short to keep ``min_history`` items stay whole.
+
+    Returns (the sequences without the held-out items, an EvalSet of the users that have a target).
+    """
+    lengths = sequences.lengths()
+    has_target = lengths >= min_history + 1
+    cuts = np.where(has_target, lengths - 1, lengths)
+    rest, held_out = sequences.split_at(cuts)
+    rows = np.flatnonzero(has_target)
+    return rest, EvalSet(histories=rest.take(rows), targets=held_out.take(rows))
+
+
+def leave_one_out(sequences: Sequences) -> Split:
+    """Last item = test, second-to-last = validation, the rest = train (users need 3 items to be evaluated).
+
+    The test history is train + validation item, so the validation item is seen at test time, as in the papers.
+    """
+    without_test, test = hold_out_last(sequences, min_history=2)
+    train, valid = hold_out_last(without_test, min_history=1)
+    valid_rows = np.isin(valid.histories.users, test.histories.users)
+    valid = EvalSet(valid.histories.take(np.flatnonzero(valid_rows)), valid.targets.take(np.flatnonzero(valid_rows)))
+    return Split(train=train, valid=valid, test=test)
+
+
+def temporal_split(sequences: Sequences, valid_fraction: float = 0.1, test_fraction: float = 0.1) -> Split:
+    """Global time cut: the last ``test_fraction`` of events (by time) are test targets, the slice before them
+    validation targets, and everything earlier is training. Users are evaluated on a window only when they
+    have at least one earlier event to build a history from.
+    """
+    if sequences.timestamps is None:
+        raise ValueError("a temporal split needs timestamps; use leave_one_out for order-only data")
+    if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
+        raise ValueError("valid_fraction and test_fraction must be in (0, 1) and sum below 1")
+    stamps = sequences.timestamps
+    valid_start, test_start = np.quantile(stamps, [1 - valid_fraction - test_fraction, 1 - test_fraction])
+    train = _before(sequences, valid_start)
+    history_for_test = _before(sequences, test_start)
+    return Split(
+        train=train,
+        valid=_window(sequences, train, valid_start, test_start),
+        test=_window(sequences, history_for_test, test_start, np.inf),
+    )
+
+
+def _before(sequences: Sequences, cut: float) -> Sequences:
+    assert sequences.timestamps is not None
+    before = sequences.timestamps < cut
+    # Rows are chronological, so the events before the cut are a prefix of each row.
+    return sequences.split_at(_row_sums(before, sequences.indptr))[0]
+
+
+def _window(sequences: Sequences, histories: Sequences, start: float, end: float) -> EvalSet:
+    assert sequences.timestamps is not None
+    inside = (sequences.timestamps >= start) & (sequences.timestamps < end)
+    counts = _row_sums(inside, sequences.indptr)
+    first = histories.lengths()
+    _, tail = sequences.split_at(first)
+    targets, _ = tail.split_at(counts)
+    rows = np.flatnonzero((counts > 0) & (first > 0))
+    return EvalSet(histories=histories.take(rows), targets=targets.take(rows))
+
+
+def _row_sums(mask: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """How many True values each CSR row holds."""
+    running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    return running[indptr[1:]] - running[indptr[:-1]]
