@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m shoprec.demo
+	$(BIN)/shoprec demo --data data/amazon_beauty --out runs/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -59,9 +59,7 @@ def read_benchmark(
     extra = [item for item in catalog_rows if item not in interacted] if include_uninteracted else []
     items = Vocabulary.from_ids([*interacted, *extra])
     user_vocab = Vocabulary.from_ids(users)
-    sequences = Sequences.from_lists(
-        user_vocab.lookup(users), [items.lookup(row) for row in rows]
-    )
+    sequences = Sequences.from_lists(user_vocab.lookup(users), [items.lookup(row) for row in rows])
     dataset = Dataset(
         name=directory.name,
         items=items,

@@ -48,11 +48,14 @@ def leave_one_out(sequences: Sequences) -> Split:
     """Last item = test, second-to-last = validation, the rest = train (users need 3 items to be evaluated).
 
     The test history is train + validation item, so the validation item is seen at test time, as in the papers.
+    Shorter rows are not evaluated and stay whole in train.
     """
+    evaluated = sequences.lengths() >= 3
     without_test, test = hold_out_last(sequences, min_history=2)
-    train, valid = hold_out_last(without_test, min_history=1)
-    valid_rows = np.isin(valid.histories.users, test.histories.users)
-    valid = EvalSet(valid.histories.take(np.flatnonzero(valid_rows)), valid.targets.take(np.flatnonzero(valid_rows)))
+    lengths = without_test.lengths()
+    train, valid_targets = without_test.split_at(np.where(evaluated, lengths - 1, lengths))
+    rows = np.flatnonzero(evaluated)
+    valid = EvalSet(histories=train.take(rows), targets=valid_targets.take(rows))
     return Split(train=train, valid=valid, test=test)
 
 

@@ -1,0 +1,203 @@
+"""The one evaluation path for validation and test: full ranking over all items, seen items excluded.
+
+No sampled negatives and no user caps: every evaluated user is scored against the whole catalog, in chunks of
+users so memory stays at chunk_size x n_items whatever the number of users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from shoprec.data.split import EvalSet
+from shoprec.evaluation.beyond import coverage, gini, mean_popularity, novelty, popularity_head
+from shoprec.evaluation.metrics import hits_matrix, n_relevant, per_user_metrics
+from shoprec.types import PADDING, Sequences
+
+# Lower bounds of the history-length buckets; a history shorter than the first bound falls in bucket "0".
+_LENGTH_BOUNDS = (1, 5, 10, 20, 50)
+_LENGTH_NAMES = ("0", "1-4", "5-9", "10-19", "20-49", "50+")
+_SLICE_METRICS = ("HR", "NDCG")
+HEAD_SHARE = 0.2  # head = the top 20% of items by training popularity
+
+
+class Scorer(Protocol):
+    """Anything that scores all items for a batch of histories: (B, n_items), column 0 = padding."""
+
+    def score(self, histories: Sequences) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """Mean metrics over one group of users, e.g. kind="history_length", name="5-9"."""
+
+    kind: str
+    name: str
+    n_users: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: per-user arrays make field-wise == ambiguous
+class EvalResult:
+    """Mean metrics over ``n_users``, per-slice means, and the per-user arrays behind them."""
+
+    metrics: dict[str, float]
+    n_users: int
+    slices: list[SliceResult] = field(default_factory=list)
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: plain floats and ints, without the per-user arrays."""
+        return {
+            "n_users": int(self.n_users),
+            "metrics": {name: float(value) for name, value in self.metrics.items()},
+            "slices": [
+                {
+                    "kind": s.kind,
+                    "name": s.name,
+                    "n_users": int(s.n_users),
+                    "metrics": {name: float(value) for name, value in s.metrics.items()},
+                }
+                for s in self.slices
+            ],
+        }
+
+
+def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.ndarray:
+    """(B, k) int64 item indices by descending score, padding and each row's ``exclude`` items masked.
+
+    Works on a copy: a model may hand back a view of its own state, which masking in place would corrupt.
+    The order is total: score descending, then lower item index, so the result never depends on how
+    ``argpartition`` splits ties. Slots beyond a row's valid items (everything else masked or scored -inf)
+    hold PADDING (0), never a masked item; callers that show lists drop them.
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be (B, n_items), got shape {scores.shape}")
+    n_rows, width = scores.shape
+    if not 1 <= k < width:
+        raise ValueError(f"k={k} must be in 1..{width - 1} (the number of real items)")
+    masked = scores.astype(np.result_type(scores.dtype, np.float32), copy=True)
+    if np.isnan(masked).any():
+        raise ValueError("scores contain NaN; a model must give every item a number")
+    masked[:, PADDING] = -np.inf
+    if exclude is not None:
+        if len(exclude) != n_rows:
+            raise ValueError(f"exclude has {len(exclude)} rows for {n_rows} score rows")
+        masked[np.repeat(np.arange(n_rows), exclude.lengths()), exclude.items] = -np.inf
+    candidates = np.argpartition(masked, width - k, axis=1)[:, width - k :]
+    _settle_ties(masked, candidates)
+    values = np.take_along_axis(masked, candidates, axis=1)
+    order = np.lexsort((candidates, -values), axis=1)
+    ranked = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
+    ranked[np.take_along_axis(values, order, axis=1) == -np.inf] = PADDING
+    return ranked
+
+
+def _settle_ties(masked: np.ndarray, candidates: np.ndarray) -> None:
+    """Where items tie at the cut, argpartition keeps an arbitrary subset; keep the lowest indices instead."""
+    k = candidates.shape[1]
+    cut = np.take_along_axis(masked, candidates, axis=1).min(axis=1, keepdims=True)
+    n_above = (masked > cut).sum(axis=1)
+    n_tied = (masked == cut).sum(axis=1)
+    for row in np.flatnonzero(n_above + n_tied > k):
+        above = np.flatnonzero(masked[row] > cut[row])
+        tied = np.flatnonzero(masked[row] == cut[row])[: k - len(above)]
+        candidates[row] = np.concatenate([above, tied])
+
+
+def rank(
+    model: Scorer,
+    histories: Sequences,
+    k: int,
+    chunk_size: int = 1024,
+    exclude_seen: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+    n_items: int | None = None,
+) -> np.ndarray:
+    """(R, k) top-k item indices per history row, scoring ``chunk_size`` rows at a time.
+
+    ``on_chunk`` is called after each chunk with the number of rows ranked so far (for a progress bar).
+    ``n_items``, when given, is the score width every chunk must have; otherwise the first chunk sets it.
+    See ``top_k`` for the order and the PADDING fill of short rows.
+    """
+    if chunk_size < 1 or k < 1:
+        raise ValueError(f"chunk_size ({chunk_size}) and k ({k}) must be at least 1")
+    ranked = np.empty((len(histories), k), dtype=np.int64)
+    width = n_items
+    for start in range(0, len(histories), chunk_size):
+        stop = min(start + chunk_size, len(histories))
+        batch = histories.take(np.arange(start, stop))
+        scores = np.asarray(model.score(batch))
+        width = scores.shape[-1] if width is None else width
+        if scores.shape != (len(batch), width):
+            raise ValueError(f"score returned shape {scores.shape} for {len(batch)} rows; expected (B, {width})")
+        ranked[start:stop] = top_k(scores, k, batch if exclude_seen else None)
+        if on_chunk is not None:
+            on_chunk(stop)
+    return ranked
+
+
+def evaluate(
+    model: Scorer,
+    eval_set: EvalSet,
+    item_popularity: np.ndarray,
+    ks: tuple[int, ...] = (5, 10, 20),
+    chunk_size: int = 1024,
+    on_chunk: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Full ranking over all items with each user's history excluded, then accuracy, beyond-accuracy and slices.
+
+    ``item_popularity`` is the (n_items,) training interaction count per item index (index 0 = padding = 0);
+    its length must equal the score width. A target the user already has in their history is excluded like
+    any seen item and so cannot be hit: repeat consumption is out of scope for this protocol.
+    """
+    popularity = np.asarray(item_popularity)
+    if popularity.ndim != 1 or len(popularity) < 2:
+        raise ValueError("item_popularity must be a (n_items,) vector with padding at index 0")
+    if len(eval_set) == 0:
+        raise ValueError("the evaluation set has no users")
+    if np.any(eval_set.targets.lengths() == 0):
+        raise ValueError("every evaluated user needs at least one target")
+    ks = tuple(sorted(set(ks)))
+    if not ks or ks[0] < 1:
+        raise ValueError(f"cut-offs must be positive, got {ks}")
+    ranked = rank(model, eval_set.histories, ks[-1], chunk_size, True, on_chunk, n_items=len(popularity))
+    hits = hits_matrix(ranked, eval_set.targets)
+    per_user = per_user_metrics(hits, n_relevant(eval_set.targets), ks)
+    metrics = {name: float(values.mean()) for name, values in per_user.items()}
+    metrics.update(_beyond_accuracy(ranked, popularity, ks))
+    slices = _slices(eval_set, popularity, per_user, ks)
+    return EvalResult(metrics=metrics, n_users=len(eval_set), slices=slices, per_user=per_user)
+
+
+def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    n_items = len(popularity) - 1
+    metrics: dict[str, float] = {}
+    for k in ks:
+        top = ranked[:, :k]
+        metrics[f"Coverage@{k}"] = coverage(top, n_items)
+        metrics[f"Gini@{k}"] = gini(top, n_items)
+        metrics[f"MeanPop@{k}"] = mean_popularity(top, popularity)
+        metrics[f"Novelty@{k}"] = novelty(top, popularity)
+    return metrics
+
+
+def _slices(
+    eval_set: EvalSet, popularity: np.ndarray, per_user: dict[str, np.ndarray], ks: tuple[int, ...]
+) -> list[SliceResult]:
+    """Users grouped by history length and by the popularity of their (first) target; empty groups dropped."""
+    names = [f"{metric}@{k}" for k in ks for metric in _SLICE_METRICS]
+    bucket = np.searchsorted(_LENGTH_BOUNDS, eval_set.histories.lengths(), side="right")
+    groups = [("history_length", name, bucket == b) for b, name in enumerate(_LENGTH_NAMES)]
+    first_target = eval_set.targets.items[eval_set.targets.indptr[:-1]]
+    in_head = popularity_head(popularity, HEAD_SHARE)[first_target]
+    groups += [("target_popularity", "head", in_head), ("target_popularity", "tail", ~in_head)]
+    return [
+        SliceResult(kind, name, int(mask.sum()), {n: float(per_user[n][mask].mean()) for n in names})
+        for kind, name, mask in groups
+        if mask.any()
+    ]

@@ -1,0 +1,92 @@
+"""The two ways a model meets data: train on everything (last item = validation), or the full leave-one-out
+protocol (fit on train, select on validation, read the test split once)."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shoprec.data.dataset import Dataset
+from shoprec.data.split import hold_out_last, leave_one_out
+from shoprec.evaluation.protocol import EvalResult, evaluate
+from shoprec.training.artifact import Manifest
+from shoprec.training.config import RunConfig
+from shoprec.training.select import Progress, Selection, fit_and_select, reporter
+
+
+def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> tuple[Selection, Manifest]:
+    """Fit on every user's sequence except its last item, which serves only as the validation target."""
+    train, valid = hold_out_last(dataset.sequences)
+    selection = fit_and_select(run, train, valid, dataset.items.size, progress)
+    manifest = Manifest(
+        model=run.model,
+        options=selection.model.config.model_dump(),
+        data_name=dataset.name,
+        data_fingerprint=train.fingerprint(),
+        n_items=dataset.n_items,
+        metrics=selection.best.valid.metrics,
+        fit_seconds=selection.best.fit_seconds,
+    )
+    return selection, manifest
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Validation and test results of the selected configuration, with what it cost."""
+
+    model: str
+    options: dict[str, Any]
+    valid: EvalResult
+    test: EvalResult
+    fit_seconds: float
+    total_seconds: float
+    peak_rss_mb: float
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "options": self.options,
+            "valid": self.valid.to_dict(),
+            "test": self.test.to_dict(),
+            "fit_seconds": round(self.fit_seconds, 2),
+            "total_seconds": round(self.total_seconds, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "trials": self.trials,
+        }
+
+
+def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> ProtocolResult:
+    """Leave-one-out, full ranking, seen items excluded; the test targets are read exactly once, here."""
+    started = time.perf_counter()
+    split = leave_one_out(dataset.sequences)
+    selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress)
+    popularity = np.bincount(split.train.items, minlength=dataset.items.size)
+    test = evaluate(
+        selection.model,
+        split.test,
+        item_popularity=popularity,
+        chunk_size=run.chunk_size,
+        on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
+    )
+    return ProtocolResult(
+        model=run.model,
+        options=selection.model.config.model_dump(),
+        valid=selection.best.valid,
+        test=test,
+        fit_seconds=selection.best.fit_seconds,
+        total_seconds=time.perf_counter() - started,
+        peak_rss_mb=peak_rss_mb(),
+        trials=[
+            {"options": t.options, "valid": t.valid.metrics, "fit_seconds": t.fit_seconds} for t in selection.trials
+        ],
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,114 @@
+"""The commands an outside evaluator and an operator rely on, run as a user would run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from shoprec.cli import app
+from shoprec.training.artifact import MANIFEST
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def trained(beauty_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "itemknn"
+    code, output = invoke("train", "--data", beauty_dir, "--model", "itemknn", "--out", out)
+    assert code == 0, output
+    return out
+
+
+def test_recommend_all_users_writes_one_ranked_line_per_user_in_caller_ids(
+    trained: Path, beauty_dir: Path, tmp_path: Path
+) -> None:
+    recs = tmp_path / "recs.jsonl"
+    code, output = invoke(
+        "recommend", "--model-dir", trained, "--data", beauty_dir, "--all-users", "-k", "20", "--out", recs
+    )
+    assert code == 0, output
+    histories = {line.split()[0]: line.split()[1:] for line in (beauty_dir / "sequences.txt").read_text().splitlines()}
+    lines = [json.loads(line) for line in recs.read_text().splitlines()]
+    assert [line["user_id"] for line in lines] == list(histories)
+    for line in lines:
+        assert len(line["items"]) == 20 == len(set(line["items"]))
+        assert not set(line["items"]) & set(histories[line["user_id"]]), "seen items must be excluded"
+
+
+def test_manifest_records_model_config_fingerprint_metrics_version(trained: Path) -> None:
+    manifest = json.loads((trained / MANIFEST).read_text())
+    assert manifest["model"] == "itemknn"
+    assert len(manifest["data_fingerprint"]) == 64
+    assert 0 < manifest["metrics"]["NDCG@10"] <= manifest["metrics"]["HR@10"] <= 1
+    assert manifest["shoprec_version"] and manifest["options"]
+
+
+def test_recommend_for_one_user_and_unknown_user(trained: Path, beauty_dir: Path) -> None:
+    code, output = invoke("recommend", "--model-dir", trained, "--data", beauty_dir, "--user", "7", "-k", "5")
+    assert code == 0, output
+    assert json.loads(output.strip().splitlines()[-1])["user_id"] == "7"
+    code, output = invoke("recommend", "--model-dir", trained, "--data", beauty_dir, "--user", "nobody")
+    assert code == 2 and "nobody" in output
+
+
+def test_unknown_model_lists_the_valid_ones(beauty_dir: Path, tmp_path: Path) -> None:
+    code, output = invoke("train", "--data", beauty_dir, "--model", "nosuch", "--out", tmp_path / "m")
+    assert code == 2
+    assert "nosuch" in output and "itemknn" in output and "Traceback" not in output
+
+
+def test_config_with_unknown_option_names_it(beauty_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('model = "itemknn"\n[options]\nneighbors_typo = 5\n')
+    code, output = invoke("train", "--data", beauty_dir, "--config", config, "--out", tmp_path / "m")
+    assert code == 2 and "neighbors_typo" in output
+
+
+def test_missing_data_and_missing_model_dir_are_clear_errors(beauty_dir: Path, tmp_path: Path) -> None:
+    code, output = invoke("train", "--data", tmp_path / "absent", "--model", "pop", "--out", tmp_path / "m")
+    assert code == 2 and "absent" in output
+    code, output = invoke("recommend", "--model-dir", tmp_path, "--data", beauty_dir, "--all-users")
+    assert code == 2 and "not a shoprec model directory" in output
+
+
+def test_evaluate_runs_the_protocol_and_writes_json(beauty_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pop.json"
+    code, output = invoke("evaluate", "--data", beauty_dir, "--model", "pop", "--out", out)
+    assert code == 0, output
+    result = json.loads(out.read_text())
+    assert set(result) >= {"valid", "test", "fit_seconds", "peak_rss_mb"}
+    assert 0 <= result["test"]["metrics"]["NDCG@10"] <= result["test"]["metrics"]["HR@10"] <= 1
+    assert "HR@10" in output
+
+
+def test_evaluate_a_trained_model_on_its_data(trained: Path, beauty_dir: Path) -> None:
+    code, output = invoke("evaluate", "--data", beauty_dir, "--model-dir", trained)
+    assert code == 0, output
+    assert "NDCG@10" in output
+
+
+def test_no_raw_user_id_reaches_the_model_directory(tmp_path: Path) -> None:
+    """Distinctive raw ids go in; none of them may appear in any file of the artifact."""
+    events = tmp_path / "events.csv"
+    users = [f"shopper-{n}@example.com" for n in range(30)]
+    rows = ["user_id,item_id,event_type,timestamp"]
+    for n, user in enumerate(users):
+        rows += [f"{user},item{(n * 3 + j) % 40},view,{1_700_000_000 + 60 * j}" for j in range(5)]
+    events.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model"
+    code, output = invoke("train", "--data", events, "--model", "userknn", "--out", out)
+    assert code == 0, output
+    plain = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix != ".npz")
+    assert b"shopper-" not in plain
+    for archive in out.rglob("*.npz"):
+        with np.load(archive, allow_pickle=False) as state:
+            assert all(state[name].dtype.kind in "biuf" for name in state.files), "arrays must be numeric only"

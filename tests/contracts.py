@@ -1,0 +1,124 @@
+"""The tests every recommender must pass (lkpy's ScorerTests, implicit's test mixin).
+
+A model's test class inherits ``RecommenderContract``, names its ``model_class`` (and ``options``, validated by
+the model's config) and overrides ``test_known_answer`` with scores worked out by hand on ``TINY``.
+The model is fit once per class on the leave-one-out training split of the 2,000-user Beauty slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from shoprec.data.dataset import Dataset
+from shoprec.data.split import Split, leave_one_out
+from shoprec.evaluation.protocol import top_k
+from shoprec.models.base import Recommender, TrainData
+from shoprec.types import Sequences
+
+# A hand-checkable training set: 4 users, items 1..5, user 1 repeats item 1.
+#   user 0: 1 2 3    user 1: 1 2 1    user 2: 2 3 4    user 3: 4 5
+TINY = Sequences.from_lists([0, 1, 2, 3], [[1, 2, 3], [1, 2, 1], [2, 3, 4], [4, 5]])
+TINY_ITEMS = 6  # items 1..5 plus padding
+
+
+def tiny_data() -> TrainData:
+    return TrainData(n_items=TINY_ITEMS, sequences=TINY)
+
+
+def histories(*rows: Sequence[int] | np.ndarray) -> Sequences:
+    return Sequences.from_lists(np.arange(len(rows)), rows)
+
+
+def hit_rate(model: Recommender, split: Split, k: int = 10) -> float:
+    """HR@k on the validation users: does the held-out item appear in the top k of all unseen items?"""
+    ranked = top_k(model.score(split.valid.histories), k, exclude=split.valid.histories)
+    return float((ranked == split.valid.targets.items[:, None]).any(axis=1).mean())
+
+
+class RecommenderContract:
+    """Mixin: subclasses set ``model_class`` (and ``options``) and implement ``test_known_answer``."""
+
+    model_class: ClassVar[type[Recommender]]
+    options: ClassVar[dict[str, object]] = {}
+    # Collaborative models know an item only through its training interactions; a model that also reads item
+    # text may rank a history of untrained items on its own, and sets this to True.
+    knows_untrained_items: ClassVar[bool] = False
+
+    @classmethod
+    def make_model(cls) -> Recommender:
+        return cls.model_class(cls.model_class.config_class.model_validate(cls.options))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def split(cls, beauty: Dataset) -> Split:
+        return leave_one_out(beauty.sequences)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, beauty: Dataset, split: Split) -> Recommender:
+        model = cls.make_model()
+        model.fit(TrainData(n_items=beauty.items.size, sequences=split.train, validation=split.valid))
+        return model
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def batch(cls, split: Split) -> Sequences:
+        """64 real validation histories and one empty one."""
+        return histories(*split.valid.histories.take(np.arange(64)).rows(), [])
+
+    def test_known_answer(self) -> None:
+        pytest.fail(f"{type(self).__name__} must check hand-computed scores on TINY")
+
+    def test_scores_are_float32_over_all_items(self, fitted: Recommender, batch: Sequences) -> None:
+        scores = fitted.score(batch)
+        assert scores.shape == (len(batch), fitted.n_items)
+        assert scores.dtype == np.float32
+        assert np.isfinite(scores[:, 1:]).all()
+        assert not np.isnan(scores[:, 0]).any()
+
+    def test_empty_history_gets_popular_items(self, fitted: Recommender, split: Split) -> None:
+        scores = fitted.score(histories([]))
+        assert np.isfinite(scores[:, 1:]).all()
+        popular = np.argsort(-np.bincount(split.train.items, minlength=fitted.n_items), kind="stable")[:50]
+        recommended = top_k(scores, 10, exclude=None)[0]
+        assert len(np.intersect1d(recommended, popular)) >= 5
+
+    def test_history_of_untrained_items_ranks_like_an_empty_one(self, fitted: Recommender, split: Split) -> None:
+        if self.knows_untrained_items:
+            pytest.skip(f"{self.model_class.name} has evidence on items beyond their interactions")
+        untrained = np.flatnonzero(np.bincount(split.train.items, minlength=fitted.n_items)[1:] == 0) + 1
+        assert len(untrained) > 0  # items that occur only as validation/test targets
+        scores = fitted.score(histories([], [int(untrained[0])]))
+        np.testing.assert_array_equal(top_k(scores, 10, exclude=None)[1], top_k(scores, 10, exclude=None)[0])
+
+    def test_save_load_gives_identical_scores(self, fitted: Recommender, batch: Sequences, tmp_path: Path) -> None:
+        fitted.save(tmp_path / "model")
+        loaded = type(fitted).load(tmp_path / "model")
+        assert loaded.n_items == fitted.n_items
+        assert loaded.config == fitted.config
+        np.testing.assert_array_equal(loaded.score(batch), fitted.score(batch))
+
+    def test_batched_scores_match_one_at_a_time(self, fitted: Recommender, batch: Sequences) -> None:
+        rows = np.arange(len(batch) - 16, len(batch))  # includes the empty history
+        together = fitted.score(batch.take(rows))
+        alone = np.vstack([fitted.score(batch.take([row])) for row in rows])
+        np.testing.assert_allclose(alone[:, 1:], together[:, 1:], rtol=1e-5, atol=1e-5)
+
+    def test_seen_items_are_never_returned(self, fitted: Recommender, batch: Sequences) -> None:
+        ranked = top_k(fitted.score(batch), 10, exclude=batch)
+        for row, recommended in enumerate(ranked):
+            assert not np.isin(recommended, batch.row(row)).any()
+            assert (recommended != 0).all()
+
+    def test_beats_chance_on_validation(self, fitted: Recommender, split: Split) -> None:
+        chance = 10 / (fitted.n_items - 1)  # HR@10 of a random ranking
+        assert hit_rate(fitted, split) > 5 * chance
+
+    def test_unfitted_model_refuses_to_score(self) -> None:
+        with pytest.raises(RuntimeError, match="not fitted"):
+            self.make_model().score(histories([1]))

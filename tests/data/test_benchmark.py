@@ -1,0 +1,82 @@
+"""The benchmark reader on a real slice of Amazon Beauty, clean and deliberately corrupted."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shoprec.data.benchmark import interactions_per_item, is_benchmark_dir, read_benchmark
+from shoprec.data.dataset import Dataset
+from shoprec.data.rejects import SchemaError
+from shoprec.privacy.pseudonym import Pseudonymizer
+
+
+def first_lines(directory: Path) -> list[list[str]]:
+    return [line.split() for line in (directory / "sequences.txt").read_text().splitlines()]
+
+
+def raw_titles(directory: Path) -> dict[str, str]:
+    with gzip.open(directory / "items.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return {str(r["item_id"]): r["title"] for r in map(json.loads, handle) if isinstance(r["title"], str)}
+
+
+def test_counts_match_the_first_2000_lines(beauty: Dataset, beauty_dir: Path) -> None:
+    lines = first_lines(beauty_dir)
+    assert len(lines) == beauty.n_users == 2000
+    assert beauty.sequences.n_interactions == sum(len(tokens) - 1 for tokens in lines)
+    assert beauty.n_items == len({item for tokens in lines for item in tokens[1:]})
+    assert beauty.items.ids_of(beauty.sequences.row(0)) == lines[0][1:]
+    assert interactions_per_item(beauty)[0] == 0 and interactions_per_item(beauty).sum() == len(beauty.sequences.items)
+
+
+def test_titles_are_html_unescaped(beauty: Dataset, beauty_dir: Path) -> None:
+    raw = raw_titles(beauty_dir)
+    assert "&amp;" in raw["8"] and "&quot;" in raw["25"]
+    assert beauty.title(beauty.items.index("8")) == "Freeman Facial Charcoal & Black Sugar Polish Mask 6 oz."
+    assert beauty.title(beauty.items.index("25")).startswith('World Pride Fashionable 23" Straight')
+    titles = [title for title in beauty.catalog["title"] if isinstance(title, str)]
+    assert not any("&amp;" in title or "&quot;" in title for title in titles)
+
+
+def test_include_uninteracted_adds_cold_start_items(beauty_dir: Path, pseudonymize: Pseudonymizer) -> None:
+    dataset, _ = read_benchmark(beauty_dir, pseudonymize, include_uninteracted=True)
+    assert dataset.n_items == len(raw_titles(beauty_dir)) + 7  # the 7 items without a title are there too
+    assert (interactions_per_item(dataset)[1:] == 0).any()
+
+
+@pytest.fixture
+def corrupted(beauty_dir: Path, tmp_path: Path) -> Path:
+    """The slice with four bad lines inserted: lines 3, 6, 9 and 12 of the new file."""
+    target = tmp_path / "corrupted"
+    target.mkdir()
+    shutil.copy(beauty_dir / "items.jsonl.gz", target / "items.jsonl.gz")
+    lines = (beauty_dir / "sequences.txt").read_text().splitlines()
+    bad = {3: "", 6: "90001 1 999999 2", 9: f"{lines[0].split()[0]} 5 6", 12: "90002"}
+    for number in sorted(bad):
+        lines.insert(number - 1, bad[number])
+    (target / "sequences.txt").write_text("\n".join(lines) + "\n")
+    return target
+
+
+def test_corrupted_copy_loads_good_lines_and_reports_bad_ones(corrupted: Path, pseudonymize: Pseudonymizer) -> None:
+    dataset, report = read_benchmark(corrupted, pseudonymize)
+
+    assert dataset.n_users == report.loaded == 2000
+    assert [(reject.line, reject.reason) for reject in report.rejects] == [
+        (3, "empty line"),
+        (6, "unknown item '999999'"),
+        (9, "duplicate user '1' (first line kept)"),
+        (12, "user has no items"),
+    ]
+    assert all(reject.file == str(corrupted / "sequences.txt") for reject in report.rejects)
+    assert report.rejects[1].raw == "90001 1 999999 2"
+
+
+def test_not_a_benchmark_folder(tmp_path: Path, pseudonymize: Pseudonymizer) -> None:
+    assert not is_benchmark_dir(tmp_path)
+    with pytest.raises(SchemaError, match=r"sequences\.txt"):
+        read_benchmark(tmp_path, pseudonymize)
