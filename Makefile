@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/shoprec demo --data data/amazon_beauty --out runs/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

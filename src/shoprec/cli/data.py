@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from shoprec.cli.common import console, guarded
-from shoprec.data.sources import load_source
+from shoprec.data.sources import default_rejects_path, load_source
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 data_app = typer.Typer(help="Inspect and validate data before training on it.", no_args_is_help=True)
@@ -33,6 +33,7 @@ def validate(
     dataset, report = load_source(path, Pseudonymizer.from_environment(), rejects_path=rejects)
     console.print(f"loaded {report.loaded:,} rows, rejected {report.rejected:,}")
     if report.rejects:
+        console.print(f"rejected rows written to {rejects or default_rejects_path(path)}")
         table = Table("file", "line", "reason", title=f"rejected rows (first {SHOWN_REJECTS})")
         for reject in report.rejects[:SHOWN_REJECTS]:
             table.add_row(reject.file, str(reject.line), reject.reason)

@@ -24,31 +24,39 @@ def load_source(
     path = Path(path)
     if is_benchmark_dir(path):
         dataset, report = read_benchmark(path, pseudonymize)
-        _write_rejects(report, rejects_path or path / f"{path.name}.rejects.jsonl")
+        _write_rejects(report, rejects_path or default_rejects_path(path))
         return dataset, report
-    name, folder, events_file, catalog_file = _locate(path)
+    name, events_file, catalog_file = _locate(path)
     catalog, report = read_catalog(catalog_file) if catalog_file else (None, LoadReport())
     # Catalog first, so that events naming an item the catalog lacks are rejected rather than invented.
     events, events_report = read_events(events_file, pseudonymize, None if catalog is None else set(catalog.index))
     report.merge(events_report)
-    target = rejects_path or folder / f"{name}.rejects.jsonl"
+    target = rejects_path or default_rejects_path(path)
     _write_rejects(report, target)
     if events.empty:
         raise SchemaError(f"{events_file}: no usable event ({report.rejected} rejected rows, see {target})")
     return build_dataset(name, events, catalog), report
 
 
-def _locate(path: Path) -> tuple[str, Path, Path, Path | None]:
-    """(dataset name, folder for the rejects file, events file, catalog file or None)."""
+def default_rejects_path(path: Path) -> Path:
+    """``<name>.rejects.jsonl`` inside a source folder, or beside a single source file."""
+    if path.is_dir():
+        return path / f"{path.name}.rejects.jsonl"
+    suffix = table_suffix(path) or path.suffix
+    return path.parent / f"{path.name[: len(path.name) - len(suffix)]}.rejects.jsonl"
+
+
+def _locate(path: Path) -> tuple[str, Path, Path | None]:
+    """(dataset name, events file, catalog file or None)."""
     if path.is_dir():
         events_file = _table_in(path, "events")
         if events_file is None:
             raise SchemaError(f"{path}: found neither {SEQUENCES_FILE} nor an events file; expected {EXPECTED}")
-        return path.name, path, events_file, _table_in(path, "catalog")
+        return path.name, events_file, _table_in(path, "catalog")
     suffix = table_suffix(path)
     if not path.is_file() or suffix is None:
         raise SchemaError(f"{path}: not a readable source; expected {EXPECTED}")
-    return path.name[: -len(suffix)], path.parent, path, None
+    return path.name[: -len(suffix)], path, None
 
 
 def _table_in(directory: Path, stem: str) -> Path | None:
