@@ -6,11 +6,11 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from shoprec.models.pop import Pop
-from shoprec.models.registry import MODELS
 
 from shoprec.data.dataset import Dataset
 from shoprec.models.base import TrainData
+from shoprec.models.pop import Pop
+from shoprec.models.registry import MODELS
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import run_protocol, train_model
 

@@ -23,6 +23,9 @@ class TrainData:
     n_items: int  # vocabulary size including padding: the width of every score matrix
     sequences: Sequences
     validation: EvalSet | None = None
+    # (n_items, d) L2-normalised item text vectors, row 0 (padding) zeros; None when the catalog has no text.
+    # Models receive vectors as an array and never import an encoder.
+    item_vectors: np.ndarray | None = None
 
 
 class Recommender(ABC):
