@@ -112,3 +112,18 @@ def test_no_raw_user_id_reaches_the_model_directory(tmp_path: Path) -> None:
     for archive in out.rglob("*.npz"):
         with np.load(archive, allow_pickle=False) as state:
             assert all(state[name].dtype.kind in "biuf" for name in state.files), "arrays must be numeric only"
+
+
+def test_evaluate_with_a_temporal_split_on_timestamped_events(tmp_path: Path) -> None:
+    events = tmp_path / "events.csv"
+    rows = ["user_id,item_id,event_type,timestamp"]
+    for user in range(60):
+        rows += [
+            f"u{user},item{(user * 7 + j) % 50},view,{1_700_000_000 + 3600 * (user % 10 + 10 * j)}" for j in range(8)
+        ]
+    events.write_text("\n".join(rows) + "\n")
+    code, output = invoke("evaluate", "--data", events, "--model", "itemknn", "--split", "temporal")
+    assert code == 0, output
+    assert "temporal, full ranking" in output
+    code, output = invoke("evaluate", "--data", events, "--model", "pop", "--split", "sideways")
+    assert code == 2 and "split" in output

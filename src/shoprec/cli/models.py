@@ -26,16 +26,17 @@ HEADLINE = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR@10", 
 DATA_HELP = "A benchmark folder (sequences.txt + items), a folder with events.* (+ catalog.*), or an events file."
 
 
-def run_config(model: str | None, config: Path | None) -> RunConfig:
+def run_config(model: str | None, config: Path | None, split: str | None = None) -> RunConfig:
     """--config wins; --model alone runs the model's own defaults; both must agree when both are given."""
     if config is not None:
         run = RunConfig.from_toml(config)
         if model is not None and model != run.model:
             raise ValueError(f"--model {model} disagrees with {config} (model = {run.model!r})")
-        return run
-    if model is None:
+    elif model is None:
         raise ValueError(f"give --model (one of {', '.join(MODELS)}) or --config")
-    return RunConfig(model=model)
+    else:
+        run = RunConfig(model=model)
+    return run if split is None else RunConfig.model_validate({**run.model_dump(), "split": split})
 
 
 def show_metrics(title: str, results: dict[str, EvalResult]) -> None:
@@ -67,6 +68,7 @@ def evaluate_command(
     model: str | None = typer.Option(None, help="Run the full leave-one-out protocol for this model."),
     config: Path | None = typer.Option(None, help="Run config TOML instead of --model."),
     model_dir: Path | None = typer.Option(None, help="Evaluate a trained model on DATA's last items instead."),
+    split: str | None = typer.Option(None, help="leave_one_out (default) or temporal (a global time cut)."),
     out: Path | None = typer.Option(None, help="Write the full result as JSON."),
 ) -> None:
     """Full ranking over all items, seen items excluded: HR/NDCG/MRR/Recall/Precision/F1@5,10,20 and more."""
@@ -76,11 +78,12 @@ def evaluate_command(
         payload: dict[str, object] = {"model_dir": str(model_dir), "test": result.to_dict()}
         show_metrics("test (last item of each user in DATA)", {str(model_dir): result})
     else:
+        run = run_config(model, config, split)
         with progress_bars() as progress:
-            protocol = run_protocol(dataset, run_config(model, config), progress)
+            protocol = run_protocol(dataset, run, progress)
         payload = protocol.to_dict()
         result = protocol.test
-        show_metrics("leave-one-out, full ranking", {"validation": protocol.valid, "test": protocol.test})
+        show_metrics(f"{run.split}, full ranking", {"validation": protocol.valid, "test": protocol.test})
         console.print(
             f"fit {protocol.fit_seconds:.1f}s, total {protocol.total_seconds:.1f}s, "
             f"peak memory {protocol.peak_rss_mb:.0f} MB, options {protocol.options}"

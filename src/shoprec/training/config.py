@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,8 @@ class RunConfig(Config):
     options: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, list[Any]] = Field(default_factory=dict)
     selection_metric: str = "NDCG@10"
+    # leave_one_out for order-only data (the papers' protocol); temporal = a global time cut (needs timestamps)
+    split: Literal["leave_one_out", "temporal"] = "leave_one_out"
     chunk_size: int = Field(default=1024, ge=1)  # users scored at once during evaluation
 
     @classmethod

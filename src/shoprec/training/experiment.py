@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from shoprec.data.dataset import Dataset
-from shoprec.data.split import hold_out_last, leave_one_out
+from shoprec.data.split import hold_out_last, leave_one_out, temporal_split
 from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.training.artifact import Manifest
 from shoprec.training.config import RunConfig
@@ -61,9 +61,9 @@ class ProtocolResult:
 
 
 def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> ProtocolResult:
-    """Leave-one-out, full ranking, seen items excluded; the test targets are read exactly once, here."""
+    """Full ranking, seen items excluded, on the run's split; the test targets are read exactly once, here."""
     started = time.perf_counter()
-    split = leave_one_out(dataset.sequences)
+    split = leave_one_out(dataset.sequences) if run.split == "leave_one_out" else temporal_split(dataset.sequences)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress)
     popularity = np.bincount(split.train.items, minlength=dataset.items.size)
     test = evaluate(
