@@ -147,6 +147,11 @@ class Sequences:
         head_mask = position < np.repeat(cuts, self.lengths())
         return self._masked(head_mask, cuts), self._masked(~head_mask, self.lengths() - cuts)
 
+    def keep(self, mask: np.ndarray) -> Sequences:
+        """The same rows holding only the events where ``mask`` (aligned with ``items``) is True, order kept."""
+        running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        return self._masked(mask, running[self.indptr[1:]] - running[self.indptr[:-1]])
+
     def _masked(self, keep: np.ndarray, lengths: np.ndarray) -> Sequences:
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         stamps = None if self.timestamps is None else self.timestamps[keep].copy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shoprec.data.split import hold_out_last, leave_one_out, temporal_split
+from shoprec.data.dataset import Dataset
+from shoprec.data.split import cold_item_split, hold_out_last, leave_one_out, temporal_split
 from shoprec.types import Sequences
 
 ROWS = [[1, 2, 3, 4, 5], [6, 7, 8], [9, 10], [11]]
@@ -83,3 +84,16 @@ def test_temporal_split_keeps_later_events_out_of_training_and_histories() -> No
 def test_temporal_split_needs_timestamps(sequences: Sequences) -> None:
     with pytest.raises(ValueError, match="timestamps"):
         temporal_split(sequences)
+
+
+def test_cold_item_split_hides_cold_items_until_they_are_test_targets(beauty: Dataset) -> None:
+    split = cold_item_split(beauty.sequences, beauty.items.size, fraction=0.1, seed=3)
+    cold = np.unique(split.test.targets.items)
+    assert len(split.test) > 0
+    for part in (split.train, split.valid.histories, split.valid.targets, split.test.histories):
+        assert not np.isin(part.items, cold).any(), "a cold item leaked before its test"
+    full = {int(u): beauty.sequences.row(r) for r, u in enumerate(beauty.sequences.users)}
+    for r, user in enumerate(split.test.targets.users):
+        assert split.test.targets.row(r)[0] == full[int(user)][-1], "the test target is the user's last item"
+    again = cold_item_split(beauty.sequences, beauty.items.size, fraction=0.1, seed=3)
+    np.testing.assert_array_equal(again.test.targets.items, split.test.targets.items)

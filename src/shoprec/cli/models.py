@@ -68,7 +68,10 @@ def evaluate_command(
     model: str | None = typer.Option(None, help="Run the full leave-one-out protocol for this model."),
     config: Path | None = typer.Option(None, help="Run config TOML instead of --model."),
     model_dir: Path | None = typer.Option(None, help="Evaluate a trained model on DATA's last items instead."),
-    split: str | None = typer.Option(None, help="leave_one_out (default) or temporal (a global time cut)."),
+    split: str | None = typer.Option(
+        None,
+        help="leave_one_out (default), temporal (a global time cut) or cold_items (10% of items unseen in training).",
+    ),
     out: Path | None = typer.Option(None, help="Write the full result as JSON."),
 ) -> None:
     """Full ranking over all items, seen items excluded: HR/NDCG/MRR/Recall/Precision/F1@5,10,20 and more."""

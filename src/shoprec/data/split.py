@@ -101,3 +101,32 @@ def _row_sums(mask: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """How many True values each CSR row holds."""
     running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     return running[indptr[1:]] - running[indptr[:-1]]
+
+
+def cold_item_split(sequences: Sequences, n_items: int, fraction: float = 0.1, seed: int = 0) -> Split:
+    """The cold-item protocol: a random ``fraction`` of items loses every interaction before the test, and only
+    users whose test item is one of them are evaluated.
+
+    Cold items are removed from training, from validation and from the histories the test ranks from, so a model
+    meets them for the first time as candidates: only what it knows beyond interactions (item text) can find them.
+    ``n_items`` is the vocabulary size including padding.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError("fraction must be in (0, 1)")
+    rng = np.random.default_rng(seed)
+    real_items = np.arange(1, n_items)
+    is_cold = np.zeros(n_items, dtype=bool)
+    is_cold[rng.choice(real_items, size=max(1, round(fraction * len(real_items))), replace=False)] = True
+    before_test, test = hold_out_last(sequences, min_history=2)
+    warm = before_test.keep(~is_cold[before_test.items])
+    train, valid = hold_out_last(warm, min_history=1)
+    valid_rows = np.flatnonzero(~is_cold[valid.targets.items])
+    cold_rows = np.flatnonzero(is_cold[test.targets.items])
+    by_user = np.argsort(warm.users)
+    histories = warm.take(by_user[np.searchsorted(warm.users[by_user], test.histories.users[cold_rows])])
+    keep = np.flatnonzero(histories.lengths() > 0)
+    return Split(
+        train=train,
+        valid=EvalSet(valid.histories.take(valid_rows), valid.targets.take(valid_rows)),
+        test=EvalSet(histories.take(keep), test.targets.take(cold_rows[keep])),
+    )

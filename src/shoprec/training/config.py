@@ -22,8 +22,11 @@ class RunConfig(Config):
     options: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, list[Any]] = Field(default_factory=dict)
     selection_metric: str = "NDCG@10"
-    # leave_one_out for order-only data (the papers' protocol); temporal = a global time cut (needs timestamps)
-    split: Literal["leave_one_out", "temporal"] = "leave_one_out"
+    # leave_one_out: the papers' protocol; temporal: a global time cut (needs timestamps); cold_items: a random
+    # cold_fraction of items loses all interactions and only users whose test item is cold are evaluated
+    split: Literal["leave_one_out", "temporal", "cold_items"] = "leave_one_out"
+    cold_fraction: float = Field(default=0.1, gt=0, lt=1)
+    split_seed: int = 0
     chunk_size: int = Field(default=1024, ge=1)  # users scored at once during evaluation
 
     @classmethod

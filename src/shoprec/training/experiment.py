@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from shoprec.data.dataset import Dataset
-from shoprec.data.split import hold_out_last, leave_one_out, temporal_split
+from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_out, temporal_split
 from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.training.artifact import Manifest
 from shoprec.training.config import RunConfig
@@ -63,7 +63,7 @@ class ProtocolResult:
 def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> ProtocolResult:
     """Full ranking, seen items excluded, on the run's split; the test targets are read exactly once, here."""
     started = time.perf_counter()
-    split = leave_one_out(dataset.sequences) if run.split == "leave_one_out" else temporal_split(dataset.sequences)
+    split = make_split(dataset, run)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress)
     popularity = np.bincount(split.train.items, minlength=dataset.items.size)
     test = evaluate(
@@ -85,6 +85,14 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
             {"options": t.options, "valid": t.valid.metrics, "fit_seconds": t.fit_seconds} for t in selection.trials
         ],
     )
+
+
+def make_split(dataset: Dataset, run: RunConfig) -> Split:
+    if run.split == "temporal":
+        return temporal_split(dataset.sequences)
+    if run.split == "cold_items":
+        return cold_item_split(dataset.sequences, dataset.items.size, run.cold_fraction, run.split_seed)
+    return leave_one_out(dataset.sequences)
 
 
 def peak_rss_mb() -> float:
