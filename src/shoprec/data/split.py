@@ -120,13 +120,12 @@ def cold_item_split(sequences: Sequences, n_items: int, fraction: float = 0.1, s
     before_test, test = hold_out_last(sequences, min_history=2)
     warm = before_test.keep(~is_cold[before_test.items])
     train, valid = hold_out_last(warm, min_history=1)
-    valid_rows = np.flatnonzero(~is_cold[valid.targets.items])
     cold_rows = np.flatnonzero(is_cold[test.targets.items])
     by_user = np.argsort(warm.users)
     histories = warm.take(by_user[np.searchsorted(warm.users[by_user], test.histories.users[cold_rows])])
     keep = np.flatnonzero(histories.lengths() > 0)
     return Split(
         train=train,
-        valid=EvalSet(valid.histories.take(valid_rows), valid.targets.take(valid_rows)),
+        valid=valid,
         test=EvalSet(histories.take(keep), test.targets.take(cold_rows[keep])),
     )
