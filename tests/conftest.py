@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shoprec.data.benchmark import read_benchmark
 from shoprec.data.dataset import Dataset
+from shoprec.encoders.item_text import catalog_texts
+from shoprec.encoders.text import MiniLMEncoder, normalise
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +53,23 @@ def beauty(beauty_dir: Path, pseudonymize: Pseudonymizer) -> Dataset:
     dataset, report = read_benchmark(beauty_dir, pseudonymize)
     assert report.rejected == 0
     return dataset
+
+
+@pytest.fixture(scope="session")
+def minilm() -> MiniLMEncoder:
+    """One MiniLM for the whole session: it loads on first use (seconds), so tests encode only a few texts."""
+    return MiniLMEncoder()
+
+
+@pytest.fixture(scope="session")
+def beauty_item_vectors(beauty: Dataset) -> np.ndarray:
+    """(n_items, 384) unit vectors of the slice's item text, row 0 zero, for models that read TrainData.item_vectors.
+
+    A hashed bag of words, not a sentence encoder: the contract checks a model's mechanics, and encoding the slice's
+    8,000 items with MiniLM would take a minute or more. tests/encoders checks the real encoders on a few texts.
+    """
+    vectors = np.zeros((beauty.items.size, 384), dtype=np.float32)
+    for row, text in enumerate(catalog_texts(beauty.catalog), start=1):
+        for word in re.findall(r"\w+", text.lower()):
+            vectors[row, zlib.crc32(word.encode()) % 384] += 1.0
+    return normalise(vectors)

@@ -18,6 +18,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, leave_one_out
 from shoprec.evaluation.protocol import top_k
 from shoprec.models.base import Recommender, TrainData
+from shoprec.training.fit import fit_model
 from shoprec.types import Sequences
 
 # A hand-checkable training set: 4 users, items 1..5, user 1 repeats item 1.
@@ -48,6 +49,8 @@ class RecommenderContract:
     # Collaborative models know an item only through its training interactions; a model that also reads item
     # text may rank a history of untrained items on its own, and sets this to True.
     knows_untrained_items: ClassVar[bool] = False
+    # A model that reads item text sets this; it is then fit with the ``beauty_item_vectors`` fixture.
+    needs_item_vectors: ClassVar[bool] = False
 
     @classmethod
     def make_model(cls) -> Recommender:
@@ -60,9 +63,13 @@ class RecommenderContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def fitted(cls, beauty: Dataset, split: Split) -> Recommender:
+    def fitted(cls, beauty: Dataset, split: Split, request: pytest.FixtureRequest) -> Recommender:
+        vectors = request.getfixturevalue("beauty_item_vectors") if cls.needs_item_vectors else None
         model = cls.make_model()
-        model.fit(TrainData(n_items=beauty.items.size, sequences=split.train, validation=split.valid))
+        fit_model(
+            model,
+            TrainData(n_items=beauty.items.size, sequences=split.train, validation=split.valid, item_vectors=vectors),
+        )
         return model
 
     @pytest.fixture(scope="class")

@@ -6,10 +6,12 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+from pydantic import Field
 
 from shoprec.config import Config
 from shoprec.data.split import EvalSet
@@ -81,9 +83,66 @@ class Recommender(ABC):
             model._restore(dict(state))
         return model
 
+    @property
+    def uses_item_text(self) -> bool:
+        """Whether ``fit`` wants ``TrainData.item_vectors``; training encodes the catalog only for such models."""
+        return False
+
     def _check_fitted(self) -> None:
         if self.n_items == 0:
             raise RuntimeError(f"{self.name} is not fitted")
+
+
+class TrainerConfig(Config):
+    """How a trainable model is optimised. It sits in the model's config (models cannot import the training
+    layer), and only ``shoprec.training.loop.Trainer`` reads it.
+    """
+
+    epochs: int = Field(default=200, ge=1)  # upper bound, and the length of the lr schedule
+    batch_size: int = Field(default=128, ge=1)  # training sequences per step
+    lr: float = Field(default=1e-3, gt=0)  # peak learning rate, reached at the end of warm-up
+    weight_decay: float = Field(default=0.0, ge=0)  # AdamW; never on embeddings, LayerNorm or biases
+    warmup_steps: int = Field(default=100, ge=0)  # linear rise from 0 to lr
+    decay: Literal["cosine", "linear"] = "cosine"  # after warm-up, down to 0 at the last step of ``epochs``
+    clip_norm: float | None = Field(default=1.0, gt=0)  # cap on the global gradient L2 norm; None = no clipping
+    patience: int = Field(default=5, ge=1)  # validations without a better NDCG@10 before training stops
+    eval_every: int = Field(default=1, ge=1)  # epochs between validations
+    seed: int = 0  # initial weights, dropout, shuffling and sampled negatives
+    threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; None = every core
+    tensorboard: str | None = None  # log directory for TensorBoard scalars; None = no logging
+
+
+BatchT = TypeVar("BatchT")
+
+
+class TrainableRecommender(Recommender, Generic[BatchT]):
+    """A model fit by gradient descent: the model says what to learn (network, batches, loss), the one Trainer
+    (``shoprec.training.loop``) says how (optimiser, schedule, clipping, early stopping).
+
+    The model layer cannot import the training layer, so ``fit`` refuses loudly rather than train some other
+    way; ``shoprec.training.fit.fit_model`` fits either kind of model.
+    """
+
+    @property
+    @abstractmethod
+    def trainer_config(self) -> TrainerConfig: ...
+
+    @abstractmethod
+    def build(self, data: TrainData) -> torch.nn.Module:
+        """A freshly initialised network for this vocabulary (and text vectors); the model scores with it."""
+
+    @abstractmethod
+    def batches(self, sequences: Sequences, batch_size: int, generator: torch.Generator) -> list[BatchT]:
+        """One epoch of training batches, shuffled with ``generator``; a list, so the schedule knows its length."""
+
+    @abstractmethod
+    def loss(self, batch: BatchT) -> torch.Tensor:
+        """Scalar training loss of one batch through the built network (in train mode)."""
+
+    def fit(self, data: TrainData) -> None:
+        raise TypeError(
+            f"{self.name} is trained by gradient descent; fit it with shoprec.training.fit.fit_model(model, data)"
+        )
 
 
 def item_popularity(sequences: Sequences, n_items: int) -> np.ndarray:

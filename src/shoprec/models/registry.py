@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 from shoprec.models.als import ALS
 from shoprec.models.base import Recommender
+from shoprec.models.content import Content
 from shoprec.models.itemknn import ItemKNN
 from shoprec.models.pop import Pop
+from shoprec.models.sasrec import SASRec
 from shoprec.models.userknn import UserKNN
 
 MODELS: dict[str, type[Recommender]] = {
@@ -15,6 +17,8 @@ MODELS: dict[str, type[Recommender]] = {
     ItemKNN.name: ItemKNN,
     UserKNN.name: UserKNN,
     ALS.name: ALS,
+    Content.name: Content,
+    SASRec.name: SASRec,
 }
 
 

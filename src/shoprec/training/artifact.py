@@ -29,6 +29,7 @@ class Manifest:
     n_items: int
     metrics: dict[str, float]  # validation metrics of the kept model
     fit_seconds: float
+    encoder: str | None = None  # the text encoder (name@version) whose vectors the model was fit on, if any
     shoprec_version: str = __version__
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from shoprec.config import Config
+from shoprec.encoders.text import EncoderConfig
 
 
 class RunConfig(Config):
@@ -27,6 +28,9 @@ class RunConfig(Config):
     split: Literal["leave_one_out", "temporal", "cold_items"] = "leave_one_out"
     cold_fraction: float = Field(default=0.1, gt=0, lt=1)
     split_seed: int = 0
+    # item text -> vectors, computed (and cached under cache_dir) only for models that use item text
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    cache_dir: Path = Path("runs/cache")
     chunk_size: int = Field(default=1024, ge=1)  # users scored at once during evaluation
 
     @classmethod

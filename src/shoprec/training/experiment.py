@@ -3,8 +3,9 @@ protocol (fit on train, select on validation, read the test split once)."""
 
 from __future__ import annotations
 
-import resource
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,16 +13,19 @@ import numpy as np
 
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_out, temporal_split
+from shoprec.encoders.cache import CachedEncoder, encode_catalog
+from shoprec.encoders.text import create_encoder
 from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.training.artifact import Manifest
 from shoprec.training.config import RunConfig
+from shoprec.training.loop import peak_rss_mb
 from shoprec.training.select import Progress, Selection, fit_and_select, reporter
 
 
 def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> tuple[Selection, Manifest]:
     """Fit on every user's sequence except its last item, which serves only as the validation target."""
     train, valid = hold_out_last(dataset.sequences)
-    selection = fit_and_select(run, train, valid, dataset.items.size, progress)
+    selection = fit_and_select(run, train, valid, dataset.items.size, progress, text_vectors(dataset, run, progress))
     manifest = Manifest(
         model=run.model,
         options=selection.model.config.model_dump(),
@@ -30,6 +34,7 @@ def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = No
         n_items=dataset.n_items,
         metrics=selection.best.valid.metrics,
         fit_seconds=selection.best.fit_seconds,
+        encoder=create_encoder(run.encoder).name if selection.model.uses_item_text else None,
     )
     return selection, manifest
 
@@ -64,7 +69,8 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
     """Full ranking, seen items excluded, on the run's split; the test targets are read exactly once, here."""
     started = time.perf_counter()
     split = make_split(dataset, run)
-    selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress)
+    vectors = text_vectors(dataset, run, progress)
+    selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress, vectors)
     popularity = np.bincount(split.train.items, minlength=dataset.items.size)
     test = evaluate(
         selection.model,
@@ -87,14 +93,21 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
     )
 
 
+def text_vectors(dataset: Dataset, run: RunConfig, progress: Progress | None) -> Callable[[], np.ndarray]:
+    """The catalog's item vectors, encoded on first call (through the on-disk cache) and then reused."""
+
+    @functools.cache
+    def encode() -> np.ndarray:
+        encoder = CachedEncoder(create_encoder(run.encoder), run.cache_dir / "encoders")
+        on_batch = reporter(progress, f"encoding item text ({encoder.name})", dataset.n_items)
+        return encode_catalog(dataset.catalog, encoder, run.encoder.max_chars, on_batch)
+
+    return encode
+
+
 def make_split(dataset: Dataset, run: RunConfig) -> Split:
     if run.split == "temporal":
         return temporal_split(dataset.sequences)
     if run.split == "cold_items":
         return cold_item_split(dataset.sequences, dataset.items.size, run.cold_fraction, run.split_seed)
     return leave_one_out(dataset.sequences)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +14,9 @@ from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.models.base import Recommender, TrainData
 from shoprec.models.registry import create_model
 from shoprec.training.config import RunConfig
+from shoprec.training.fit import fit_model
+from shoprec.training.loop import Progress
 from shoprec.types import Sequences
-
-Progress = Callable[[str, int, int], None]  # (task description, done, total)
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ def fit_and_select(
     valid: EvalSet,
     n_items: int,
     progress: Progress | None = None,
+    item_vectors: Callable[[], np.ndarray] | None = None,
 ) -> Selection:
     """Fit once per grid point on ``train``; score each on ``valid`` through the shared evaluation path.
 
@@ -59,9 +59,9 @@ def fit_and_select(
     for number, combo in enumerate(combos, start=1):
         options = {**run.options, **combo}
         model = create_model(run.model, options)
-        started = time.perf_counter()
-        model.fit(TrainData(n_items=n_items, sequences=train, validation=valid))
-        fit_seconds = time.perf_counter() - started
+        vectors = item_vectors() if item_vectors is not None and model.uses_item_text else None
+        data = TrainData(n_items=n_items, sequences=train, validation=valid, item_vectors=vectors)
+        report = fit_model(model, data, progress)
         result = evaluate(
             model,
             valid,
@@ -69,7 +69,7 @@ def fit_and_select(
             chunk_size=run.chunk_size,
             on_chunk=reporter(progress, f"{run.model} {number}/{len(combos)} validating", len(valid)),
         )
-        trial = Trial(options=options, valid=result, fit_seconds=fit_seconds)
+        trial = Trial(options=options, valid=result, fit_seconds=report.seconds)
         trials.append(trial)
         if best is None or _metric(trial, run) > _metric(best[1], run):
             best = (model, trial)

@@ -1,0 +1,59 @@
+"""Item vectors from ids, from text, or both: the switch between collaborative and cold-start-capable models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+ItemMode = Literal["id", "text", "fused"]
+
+
+class ItemEmbedding(nn.Module):
+    """The (n_items, D) item matrix, used both to embed history items and to score every item (tied weights).
+
+    ``id``: a learned vector per item. ``text``: the frozen text vector through a learned linear projection, so
+    an item never seen in training still gets a meaningful row. ``fused``: id + projected text.
+    An item without training interactions has no id vector (its id part is zero): it is known only by its text.
+    Row 0 (padding) is always zero.
+    """
+
+    def __init__(
+        self,
+        mode: ItemMode,
+        n_items: int,
+        dim: int,
+        trained: torch.Tensor,  # (n_items,) bool: items with at least one training interaction
+        text_vectors: torch.Tensor | None = None,  # (n_items, T) float32, row 0 zeros
+    ) -> None:
+        super().__init__()
+        if mode != "id" and text_vectors is None:
+            raise ValueError(f"item mode {mode!r} needs item text vectors; use item mode 'id' without them")
+        if trained.shape != (n_items,):
+            raise ValueError(f"trained mask has shape {tuple(trained.shape)}, expected ({n_items},)")
+        self.mode = mode
+        real = trained.clone()
+        real[0] = False
+        self.register_buffer("trained", real)
+        self.ids = nn.Embedding(n_items, dim, padding_idx=0) if mode != "text" else None
+        if self.ids is not None:
+            nn.init.normal_(self.ids.weight, std=0.02)
+        self.projection: nn.Linear | None = None
+        if mode != "id":
+            assert text_vectors is not None
+            if text_vectors.shape[0] != n_items:
+                raise ValueError(f"text vectors have {text_vectors.shape[0]} rows for {n_items} items")
+            self.register_buffer("text", text_vectors.to(torch.float32).clone())
+            self.projection = nn.Linear(text_vectors.shape[1], dim)
+
+    def table(self) -> torch.Tensor:  # (n_items, D)
+        """Every item's vector; differentiable, so compute it once per step and reuse it for input and output."""
+        known: torch.Tensor = self.get_buffer("trained")
+        rows = torch.zeros((), device=known.device)
+        if self.ids is not None:
+            rows = self.ids.weight * known[:, None]  # (I, D)
+        if self.projection is not None:
+            real = torch.arange(len(known), device=known.device) > 0
+            rows = rows + self.projection(self.get_buffer("text")) * real[:, None]  # (I, D)
+        return rows

@@ -1,0 +1,196 @@
+"""SASRec (Kang & McAuley 2018) trained with full softmax cross-entropy over every item at every position.
+
+Klenitskiy & Vasilev (RecSys 2023) show that this loss, not the architecture, is what lets SASRec beat BERT4Rec;
+the original binary loss with one sampled negative leaves most of the catalog untrained. For catalogs too large
+for a full softmax, ``loss = "sampled"`` shares ``n_negatives`` uniform negatives across the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual alias)
+from pydantic import Field, model_validator
+from torch import nn
+
+from shoprec.config import Config
+from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, finish_scores, item_popularity
+from shoprec.models.blocks import TransformerBlock
+from shoprec.models.embedding import ItemEmbedding, ItemMode
+from shoprec.types import PADDING, Sequences
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets): (B, L) right-padded item indices each
+POOL_BATCHES = 32  # batches whose rows are sorted by length together: less padding, still shuffled
+
+
+class SASRecConfig(Config):
+    max_len: int = Field(default=50, ge=1)  # most recent items read from a history
+    dim: int = Field(default=64, ge=1)  # width of item vectors and hidden states
+    layers: int = Field(default=2, ge=1)  # Transformer blocks
+    heads: int = Field(default=2, ge=1)  # attention heads; must divide dim
+    dropout: float = Field(default=0.2, ge=0, lt=1)  # on embeddings, attention weights and residual branches
+    item_mode: ItemMode = "fused"  # id | text | fused: how an item becomes a vector (text needs item vectors)
+    loss: Literal["ce", "sampled"] = "ce"  # full softmax over all items, or sampled softmax
+    n_negatives: int = Field(default=256, ge=1)  # uniform negatives shared by a batch when loss = "sampled"
+    train: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> Self:
+        if self.dim % self.heads != 0:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        return self
+
+
+class SASRecNetwork(nn.Module):
+    """Item vectors + learned recency positions -> causal Transformer blocks -> final LayerNorm."""
+
+    def __init__(
+        self, config: SASRecConfig, n_items: int, trained: torch.Tensor, text_vectors: torch.Tensor | None
+    ) -> None:
+        super().__init__()
+        self.items = ItemEmbedding(config.item_mode, n_items, config.dim, trained, text_vectors)
+        self.positions = nn.Embedding(config.max_len, config.dim)
+        nn.init.normal_(self.positions.weight, std=0.02)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config.dim, config.heads, config.dropout) for _ in range(config.layers)
+        )
+        self.norm = nn.LayerNorm(config.dim)
+        self.scale = config.dim**0.5  # lifts the small-initialised item vectors above the positions
+
+    def forward(self, inputs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(B, L) right-padded item indices and the (I, D) item table -> (B, L, D); position t reads items <= t."""
+        lengths = (inputs != PADDING).sum(dim=1, keepdim=True)  # (B, 1)
+        # Positions count back from the latest item, so the state read for scoring always has position 0.
+        recency = (lengths - 1 - torch.arange(inputs.shape[1])).clamp(min=0)  # (B, L)
+        x = self.dropout(table[inputs] * self.scale + self.positions(recency))  # (B, L, D)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class SASRec(TrainableRecommender[Batch]):
+    """Next-item prediction from the last ``max_len`` items; score = last hidden state · every item vector."""
+
+    name = "sasrec"
+    config_class = SASRecConfig
+    config: SASRecConfig
+
+    def __init__(self, config: SASRecConfig | None = None) -> None:
+        super().__init__(config)
+        self._network: SASRecNetwork | None = None
+        self._popularity = np.zeros(0, dtype=np.float32)  # (n_items,) training counts: ranks empty histories
+
+    @property
+    def uses_item_text(self) -> bool:
+        return self.config.item_mode != "id"
+
+    @property
+    def trainer_config(self) -> TrainerConfig:
+        return self.config.train
+
+    def build(self, data: TrainData) -> nn.Module:
+        vectors = None
+        if self.config.item_mode != "id" and data.item_vectors is not None:
+            vectors = torch.from_numpy(np.asarray(data.item_vectors, dtype=np.float32))
+        self._popularity = item_popularity(data.sequences, data.n_items)
+        trained = torch.from_numpy(self._popularity > 0)
+        self._network = SASRecNetwork(self.config, data.n_items, trained, vectors)
+        self.n_items = data.n_items
+        return self._network
+
+    def batches(self, sequences: Sequences, batch_size: int, generator: torch.Generator) -> list[Batch]:
+        """Each row's last ``max_len + 1`` items: every item but the last is an input, the next one its target."""
+        windows = right_padded(sequences, self.config.max_len + 1)  # (R, L + 1)
+        targets = windows[:, 1:]  # (R, L)
+        inputs = np.where(targets != PADDING, windows[:, :-1], PADDING)  # the latest item has no target
+        lengths = (targets != PADDING).sum(axis=1)  # (R,)
+        useful = np.flatnonzero(lengths > 0)  # rows with at least one (input, target) pair
+        order = useful[torch.randperm(len(useful), generator=generator).numpy()]
+        # Sort by length within pools of POOL_BATCHES random batches, so a batch pads only to about its own rows'
+        # length (most histories are far shorter than max_len), then shuffle the batches.
+        pool = np.arange(len(order)) // (batch_size * POOL_BATCHES)
+        order = order[np.lexsort((lengths[order], pool))]
+        starts = np.arange(0, len(order), batch_size)
+        starts = starts[torch.randperm(len(starts), generator=generator).numpy()]
+        batches = []
+        for start in starts:
+            rows = order[start : start + batch_size]
+            width = int(lengths[rows].max())  # trailing all-padding columns dropped
+            batches.append((torch.from_numpy(inputs[rows, :width]), torch.from_numpy(targets[rows, :width])))
+        return batches
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        inputs, targets = batch
+        network = self._built()
+        table = network.items.table()  # (I, D)
+        hidden = network(inputs, table)  # (B, L, D)
+        real = targets != PADDING
+        states, wanted = hidden[real], targets[real]  # (N, D), (N,): only positions with a target
+        if self.config.loss == "ce":
+            return F.cross_entropy(states @ table[1:].T, wanted - 1)  # (N, I - 1) logits: every real item
+        return self._sampled_loss(states, wanted, table)
+
+    def _sampled_loss(self, states: torch.Tensor, wanted: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Softmax over the target and shared uniform negatives. Uniform sampling needs no logQ correction:
+        log q is the same for every item and cancels in the softmax."""
+        negatives = torch.randint(1, len(table), (self.config.n_negatives,))  # (K,)
+        positive = (states * table[wanted]).sum(dim=1, keepdim=True)  # (N, 1)
+        negative = states @ table[negatives].T  # (N, K)
+        negative = negative.masked_fill(negatives[None, :] == wanted[:, None], float("-inf"))  # not a negative
+        logits = torch.cat([positive, negative], dim=1)  # (N, 1 + K), the target in column 0
+        return F.cross_entropy(logits, torch.zeros(len(wanted), dtype=torch.long))
+
+    def score(self, histories: Sequences) -> np.ndarray:
+        self._check_fitted()
+        network = self._built()
+        # In id mode an item without training interactions has no vector: reading it would only add noise.
+        known = self._popularity > 0 if self.config.item_mode == "id" else None
+        windows = right_padded(histories, self.config.max_len, known)  # (B, L)
+        lengths = (windows != PADDING).sum(axis=1)  # (B,)
+        scores = np.zeros((len(histories), self.n_items), dtype=np.float32)  # empty rows -> popularity below
+        rows = np.flatnonzero(lengths > 0)
+        if len(rows) > 0:
+            network.eval()
+            with torch.inference_mode():
+                table = network.items.table()  # (I, D)
+                hidden = network(torch.from_numpy(windows[rows, : lengths.max()]), table)  # (B', L, D)
+                latest = hidden[torch.arange(len(rows)), torch.from_numpy(lengths[rows] - 1)]  # (B', D)
+                scores[rows] = (latest @ table.T).numpy()
+        return finish_scores(scores, self._popularity)
+
+    def _built(self) -> SASRecNetwork:
+        if self._network is None:
+            raise RuntimeError(f"{self.name} is not fitted")
+        return self._network
+
+    def _state(self) -> dict[str, np.ndarray]:
+        weights = {f"network.{k}": v.detach().numpy() for k, v in self._built().state_dict().items()}
+        return {**weights, "popularity": self._popularity}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        weights = {k.removeprefix("network."): torch.from_numpy(v) for k, v in state.items() if k != "popularity"}
+        self._network = SASRecNetwork(self.config, self.n_items, weights["items.trained"], weights.get("items.text"))
+        self._network.load_state_dict(weights)
+        self._popularity = state["popularity"]
+
+
+def right_padded(sequences: Sequences, width: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """(R, width) int64: each row's last ``width`` items, oldest first, then PADDING; no loop over rows.
+
+    ``keep`` ((n_items,) bool), when given, drops the items it marks False before the window is taken.
+    """
+    items, indptr = sequences.items, sequences.indptr
+    if keep is not None:
+        kept = keep[items]
+        items = items[kept]
+        indptr = np.concatenate([[0], np.cumsum(kept)])[indptr]
+    ends = indptr[1:]
+    starts = np.maximum(indptr[:-1], ends - width)
+    offsets = np.arange(width)
+    valid = offsets < (ends - starts)[:, None]  # (R, width)
+    padded = np.full((len(ends), width), PADDING, dtype=np.int64)
+    padded[valid] = items[(starts[:, None] + offsets)[valid]]
+    return padded

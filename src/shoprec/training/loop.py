@@ -1,0 +1,204 @@
+"""The one Trainer: every gradient-trained model is fit here, with the loss injected by the model.
+
+AdamW, linear warm-up then cosine or linear decay, gradient clipping, and early stopping on validation NDCG@10
+read through the same full-ranking evaluation as every reported figure. The best weights are kept in memory and
+restored at the end, so the model that comes back is the one that validated best.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import itertools
+import math
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from shoprec.evaluation.protocol import evaluate
+from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, item_popularity
+
+Progress = Callable[[str, int, int], None]  # (task description, done, total)
+METRIC = "NDCG@10"  # early stopping and best-state selection
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What a fit cost and where it stopped; a closed-form fit has no epochs."""
+
+    seconds: float  # wall time of the whole fit, validations included
+    peak_rss_mb: float  # peak resident memory of the process so far
+    epochs: int = 0  # epochs run
+    best_epoch: int | None = None  # epoch whose weights were kept
+    best_valid: float | None = None  # validation NDCG@10 of the kept weights
+    epoch_seconds: tuple[float, ...] = ()  # training time of each epoch, validation excluded
+    losses: tuple[float, ...] = ()  # mean training loss of each epoch
+    valid: tuple[tuple[int, float], ...] = ()  # (epoch, validation NDCG@10) at each validation
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else 0.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, decay: str) -> float:
+    """Multiplier of the peak lr at ``step``: linear warm-up to 1, then cosine or linear decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) if decay == "cosine" else 1.0 - progress
+
+
+def parameter_groups(network: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices only: decaying embeddings, LayerNorm gains or biases just shrinks them."""
+    decayed: list[nn.Parameter] = []
+    plain: list[nn.Parameter] = []
+    for module in network.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            exempt = isinstance(module, nn.Embedding | nn.LayerNorm) or name == "bias"
+            (plain if exempt else decayed).append(parameter)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+@dataclass
+class _Stopper:
+    """Tracks the best validation score and its weights; says when ``patience`` validations brought nothing."""
+
+    network: nn.Module
+    patience: int
+    best: float = -math.inf
+    best_epoch: int | None = None
+    state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record one validation; True when training should stop."""
+        self.history.append((epoch, score))
+        if score > self.best:
+            self.best, self.best_epoch, self.stale = score, epoch, 0
+            self.state = copy.deepcopy(self.network.state_dict())
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+class Trainer:
+    """Fits a ``TrainableRecommender``: the model supplies network, batches and loss; this supplies the rest."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        self.config = config
+
+    def fit(self, model: TrainableRecommender[Any], data: TrainData, progress: Progress | None = None) -> FitReport:
+        """Train ``model`` on ``data.sequences``; validate on ``data.validation`` (when given) to stop early."""
+        config = self.config
+        started = time.perf_counter()
+        torch.set_num_threads(config.threads or os.cpu_count() or 1)
+        torch.manual_seed(config.seed)  # initial weights, dropout, sampled negatives
+        generator = torch.Generator().manual_seed(config.seed)  # shuffling
+        network = model.build(data)
+        epochs = (model.batches(data.sequences, config.batch_size, generator) for _ in range(config.epochs))
+        first = next(epochs)  # the schedule's length is known once an epoch is batched
+        optimizer, scheduler = self._optimiser(network, total_steps=len(first) * config.epochs)
+        stopper = _Stopper(network, config.patience)
+        seconds: list[float] = []
+        losses: list[float] = []
+        with _writer(config.tensorboard) as writer:
+            for epoch, batches in enumerate(itertools.chain([first], epochs), start=1):
+                scalars = {"train/lr": float(scheduler.get_last_lr()[0])}
+                tick = time.perf_counter()
+                losses.append(self._epoch(model, network, batches, optimizer, scheduler))
+                seconds.append(time.perf_counter() - tick)
+                scalars |= {"train/loss": losses[-1], "train/epoch_seconds": seconds[-1]}
+                metrics = self._validate(model, data, epoch)
+                stop = metrics is not None and stopper.update(epoch, metrics[METRIC])
+                _log(writer, {**scalars, **{f"valid/{name}": value for name, value in (metrics or {}).items()}}, epoch)
+                if progress is not None:
+                    progress(f"{model.name} training (epochs)", epoch, config.epochs)
+                if stop:
+                    break
+        if stopper.state is not None:
+            network.load_state_dict(stopper.state)
+        return FitReport(
+            seconds=time.perf_counter() - started,
+            peak_rss_mb=peak_rss_mb(),
+            epochs=len(losses),
+            best_epoch=stopper.best_epoch,
+            best_valid=stopper.best if stopper.best_epoch is not None else None,
+            epoch_seconds=tuple(seconds),
+            losses=tuple(losses),
+            valid=tuple(stopper.history),
+        )
+
+    def _optimiser(
+        self, network: nn.Module, total_steps: int
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        """AdamW over ``network`` and its warm-up-then-decay schedule, stepped once per batch."""
+        config = self.config
+        optimizer = torch.optim.AdamW(parameter_groups(network, config.weight_decay), lr=config.lr)
+        factor = functools.partial(
+            lr_factor, warmup_steps=config.warmup_steps, total_steps=total_steps, decay=config.decay
+        )
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def _epoch(
+        self,
+        model: TrainableRecommender[Any],
+        network: nn.Module,
+        batches: list[Any],
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ) -> float:
+        """One pass over ``batches``; returns the mean loss."""
+        network.train()
+        total = 0.0
+        for batch in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss = model.loss(batch)
+            loss.backward()
+            if self.config.clip_norm is not None:
+                nn.utils.clip_grad_norm_(network.parameters(), self.config.clip_norm)
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+        return total / max(1, len(batches))
+
+    def _validate(self, model: TrainableRecommender[Any], data: TrainData, epoch: int) -> dict[str, float] | None:
+        """HR@10 and NDCG@10 through the one full-ranking evaluation path, on validation epochs only."""
+        due = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
+        if data.validation is None or not due:
+            return None
+        popularity = item_popularity(data.sequences, data.n_items)
+        metrics = evaluate(model, data.validation, popularity, ks=(10,)).metrics
+        return {name: metrics[name] for name in ("HR@10", METRIC)}
+
+
+@contextlib.contextmanager
+def _writer(directory: str | None) -> Iterator[SummaryWriter | None]:
+    """A TensorBoard writer for ``directory``, closed (flushed) at the end; None when not logging."""
+    if directory is None:
+        yield None
+        return
+    writer = SummaryWriter(directory)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def _log(writer: SummaryWriter | None, scalars: dict[str, float], epoch: int) -> None:
+    if writer is not None:
+        for name, value in scalars.items():
+            writer.add_scalar(name, value, epoch)

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from contracts import RecommenderContract, histories
+from shoprec.data.dataset import Dataset
+from shoprec.data.split import Split, leave_one_out
+from shoprec.evaluation.protocol import evaluate, top_k
+from shoprec.models.base import TrainData
+from shoprec.models.pop import Pop
+from shoprec.models.sasrec import SASRec, SASRecConfig, right_padded
+from shoprec.training.fit import fit_model
+from shoprec.types import Sequences
+
+# Small enough that a fit on the 2,000-user Beauty slice takes seconds on two cores. The slice is so sparse (about
+# three training interactions per item) that popularity is a strong baseline: heavy dropout and small batches are
+# what let the Transformer clear it.
+SMALL: dict[str, Any] = {
+    "item_mode": "id",
+    "dim": 64,
+    "layers": 1,
+    "heads": 2,
+    "dropout": 0.5,
+    "max_len": 20,
+    "train": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "warmup_steps": 10, "eval_every": 2, "patience": 2},
+}
+
+
+def cycles(n_users: int = 40, n_items: int = 5, length: int = 12) -> Sequences:
+    """Every user walks 1 -> 2 -> ... -> n_items -> 1 -> ..., starting somewhere else: the next item is certain."""
+    rows = [[(start + step) % n_items + 1 for step in range(length)] for start in range(n_users)]
+    return Sequences.from_lists(np.arange(n_users), rows)
+
+
+def small(**changes: Any) -> SASRecConfig:
+    return SASRecConfig.model_validate({**SMALL, **changes})
+
+
+def fit_cycles(config: SASRecConfig) -> SASRec:
+    model = SASRec(config)
+    fit_model(model, TrainData(n_items=6, sequences=cycles()))
+    return model
+
+
+CYCLE_CONFIG: dict[str, Any] = {
+    "dim": 16,
+    "max_len": 8,
+    "dropout": 0.0,
+    "train": {"epochs": 30, "batch_size": 8, "lr": 1e-2, "warmup_steps": 5},
+}
+
+
+class TestSASRec(RecommenderContract):
+    model_class = SASRec
+    options = SMALL
+
+    def test_known_answer(self) -> None:
+        model = fit_cycles(small(**CYCLE_CONFIG))
+        scores = model.score(histories([1, 2, 3], [5], [3, 4], [4, 5, 1, 2]))
+        np.testing.assert_array_equal(top_k(scores, 1)[:, 0], [4, 1, 5, 3])
+
+    def test_beats_popularity_on_validation(self, fitted: SASRec, split: Split) -> None:
+        popularity = np.bincount(split.train.items, minlength=fitted.n_items)
+        pop = Pop()
+        pop.fit(TrainData(n_items=fitted.n_items, sequences=split.train))
+        ours = evaluate(fitted, split.valid, popularity, ks=(10,)).metrics["NDCG@10"]
+        baseline = evaluate(pop, split.valid, popularity, ks=(10,)).metrics["NDCG@10"]
+        assert ours > baseline
+
+    def test_real_positions_ignore_trailing_padding(self, fitted: SASRec) -> None:
+        network = fitted._built().eval()
+        inputs = torch.tensor([[5, 9, 2, 0, 0, 0, 0]])  # (1, 7) right-padded
+        with torch.inference_mode():
+            table = network.items.table()
+            torch.testing.assert_close(network(inputs, table)[:, :3], network(inputs[:, :3], table), rtol=0, atol=1e-6)
+
+
+def test_sampled_softmax_learns_the_cycle_too() -> None:
+    model = fit_cycles(small(**CYCLE_CONFIG, loss="sampled", n_negatives=3))
+    scores = model.score(histories([1, 2, 3], [5]))
+    np.testing.assert_array_equal(top_k(scores, 1)[:, 0], [4, 1])
+
+
+def test_right_padded_keeps_the_latest_items_oldest_first() -> None:
+    rows = Sequences.from_lists([0, 1, 2], [[1, 2, 3], [], [4, 5, 6, 7, 8]])
+    np.testing.assert_array_equal(right_padded(rows, 3), [[1, 2, 3], [0, 0, 0], [6, 7, 8]])
+    keep = np.array([False, True, False, True, True, True, True, False, True])  # drop items 2 and 7
+    np.testing.assert_array_equal(right_padded(rows, 3, keep), [[1, 3, 0], [0, 0, 0], [5, 6, 8]])
+
+
+def test_every_target_is_the_next_item_and_every_row_is_used_once() -> None:
+    rows = Sequences.from_lists([0, 1, 2], [[1, 2, 3, 4], [5], [6, 7]])  # the 1-item row has nothing to predict
+    model = SASRec(SASRecConfig(item_mode="id", max_len=2))
+    model.build(TrainData(n_items=8, sequences=rows))
+    batches = model.batches(rows, batch_size=8, generator=torch.Generator().manual_seed(0))
+    inputs, targets = (torch.cat([b[i] for b in batches]) for i in (0, 1))
+    pairs = {tuple(map(tuple, (x.tolist(), y.tolist()))) for x, y in zip(inputs, targets, strict=True)}
+    assert pairs == {((2, 3), (3, 4)), ((6, 0), (7, 0))}  # last max_len + 1 items; padding has no target
+
+
+def unit_vectors(n_items: int, dim: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(n_items, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[0] = 0.0
+    return vectors
+
+
+@pytest.fixture(scope="module")
+def cold(beauty: Dataset) -> tuple[SASRec, int, int, Sequences]:
+    """Text mode fit with one item's interactions removed; that item shares its text with a popular item."""
+    split = leave_one_out(beauty.sequences)
+    train = split.train
+    counts = np.bincount(train.items, minlength=beauty.items.size)
+    twin = int(np.argmax(counts))  # the most popular item
+    trained = np.flatnonzero(counts[1:] > 0) + 1
+    unseen = int(trained[len(trained) // 2])  # an ordinary trained item, about to lose every interaction
+    keep = np.ones(beauty.items.size, dtype=bool)
+    keep[unseen] = False
+    without = Sequences.from_lists(train.users, [row[keep[row]] for row in train.rows()])
+    vectors = unit_vectors(beauty.items.size, 24)
+    vectors[unseen] = vectors[twin]
+    model = SASRec(small(item_mode="text", train={**SMALL["train"], "epochs": 2}))
+    fit_model(model, TrainData(n_items=beauty.items.size, sequences=without, item_vectors=vectors))
+    return model, unseen, twin, split.valid.histories
+
+
+def test_text_mode_ranks_an_item_never_seen_in_training(cold: tuple[SASRec, int, int, Sequences]) -> None:
+    model, unseen, twin, valid = cold
+    assert model._popularity[unseen] == 0
+    rows = valid.take(np.flatnonzero([not np.isin([unseen, twin], row).any() for row in valid.rows()])[:200])
+    scores = model.score(rows)
+    assert np.isfinite(scores[:, unseen]).all()
+    np.testing.assert_array_equal(scores[:, unseen], scores[:, twin])  # known by its text alone
+    ranked = top_k(scores, 50, exclude=rows)
+    twin_in_top = (ranked[:, :49] == twin).any(axis=1)
+    assert twin_in_top.sum() >= 10
+    assert (ranked[twin_in_top] == unseen).any(axis=1).all()  # ranked right beside its twin
+
+
+def test_text_mode_round_trips_with_its_vectors(cold: tuple[SASRec, int, int, Sequences], tmp_path: Path) -> None:
+    model, _, _, valid = cold
+    model.save(tmp_path / "model")
+    loaded = SASRec.load(tmp_path / "model")
+    batch = valid.take(np.arange(32))
+    np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
+
+
+def test_fused_mode_gives_an_untrained_item_only_its_text() -> None:
+    vectors = unit_vectors(7, 8)
+    model = SASRec(SASRecConfig(item_mode="fused", dim=8, heads=2))
+    model.build(TrainData(n_items=7, sequences=Sequences.from_lists([0], [[1, 2, 3, 4, 5]]), item_vectors=vectors))
+    items = model._built().items
+    assert items.ids is not None and items.projection is not None
+    with torch.no_grad():
+        items.ids.weight.normal_()  # make every id vector visible
+        table = items.table()
+        text_only = items.projection(torch.from_numpy(vectors))
+    torch.testing.assert_close(table[6], text_only[6])  # item 6: no interaction, no id vector
+    assert not torch.allclose(table[3], text_only[3])  # item 3: id + text
+    torch.testing.assert_close(table[0], torch.zeros(8))  # padding
+
+
+def test_text_modes_need_item_vectors() -> None:
+    model = SASRec(SASRecConfig(item_mode="fused"))
+    with pytest.raises(ValueError, match="needs item text vectors"):
+        model.build(TrainData(n_items=6, sequences=cycles()))
+
+
+def test_fit_refuses_and_names_the_trainer() -> None:
+    with pytest.raises(TypeError, match="fit_model"):
+        SASRec().fit(TrainData(n_items=6, sequences=cycles()))
+
+
+def test_config_rejects_unknown_keys_and_bad_heads() -> None:
+    with pytest.raises(ValidationError, match="epoch"):
+        SASRecConfig.model_validate({"train": {"epoch": 3}})
+    with pytest.raises(ValidationError, match="divisible"):
+        SASRecConfig(dim=10, heads=3)
