@@ -117,7 +117,10 @@ def _evaluate_trained(model_dir: Path, dataset: Dataset) -> EvalResult:
 def bench(
     data: Path = typer.Option(..., help=DATA_HELP),
     configs: Path | None = typer.Option(None, help="Folder of run configs; default configs/<data folder name>."),
-    models: str = typer.Option(",".join(MODELS), help="Comma-separated models when no config folder applies."),
+    models: str = typer.Option(
+        "pop,itemknn,userknn,als,content",
+        help=f"Comma-separated models when no config folder applies (any of: {', '.join(MODELS)}).",
+    ),
     out: Path | None = typer.Option(None, help="Write the markdown table here too."),
 ) -> None:
     """Every model on one dataset through the leave-one-out protocol; prints a markdown table."""
