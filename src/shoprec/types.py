@@ -149,8 +149,12 @@ class Sequences:
 
     def keep(self, mask: np.ndarray) -> Sequences:
         """The same rows holding only the events where ``mask`` (aligned with ``items``) is True, order kept."""
+        return self._masked(mask, self.row_counts(mask))
+
+    def row_counts(self, mask: np.ndarray) -> np.ndarray:
+        """(R,) how many True values of ``mask`` (aligned with ``items``) fall in each row."""
         running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-        return self._masked(mask, running[self.indptr[1:]] - running[self.indptr[:-1]])
+        return running[self.indptr[1:]] - running[self.indptr[:-1]]
 
     def _masked(self, keep: np.ndarray, lengths: np.ndarray) -> Sequences:
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

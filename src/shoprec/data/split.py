@@ -83,24 +83,18 @@ def _before(sequences: Sequences, cut: float) -> Sequences:
     assert sequences.timestamps is not None
     before = sequences.timestamps < cut
     # Rows are chronological, so the events before the cut are a prefix of each row.
-    return sequences.split_at(_row_sums(before, sequences.indptr))[0]
+    return sequences.split_at(sequences.row_counts(before))[0]
 
 
 def _window(sequences: Sequences, histories: Sequences, start: float, end: float) -> EvalSet:
     assert sequences.timestamps is not None
     inside = (sequences.timestamps >= start) & (sequences.timestamps < end)
-    counts = _row_sums(inside, sequences.indptr)
+    counts = sequences.row_counts(inside)
     first = histories.lengths()
     _, tail = sequences.split_at(first)
     targets, _ = tail.split_at(counts)
     rows = np.flatnonzero((counts > 0) & (first > 0))
     return EvalSet(histories=histories.take(rows), targets=targets.take(rows))
-
-
-def _row_sums(mask: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """How many True values each CSR row holds."""
-    running = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    return running[indptr[1:]] - running[indptr[:-1]]
 
 
 def cold_item_split(sequences: Sequences, n_items: int, fraction: float = 0.1, seed: int = 0) -> Split:
