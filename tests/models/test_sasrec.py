@@ -151,6 +151,30 @@ def test_text_mode_round_trips_with_its_vectors(cold: tuple[SASRec, int, int, Se
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
 
 
+def test_an_item_added_after_training_scores_like_its_text_twin(cold: tuple[SASRec, int, int, Sequences]) -> None:
+    """Serving adds catalog items by text: a new row with the twin's text must score as the twin does, and a
+    history that holds the new item must read it like the twin."""
+    model, _, twin, valid = cold
+    text = model._built().items.get_buffer("text").numpy()
+    table = model.item_table(text[[twin]])  # one new item, index n_items
+    new = model.n_items
+    assert table.shape[0] == model.n_items + 1
+    np.testing.assert_allclose(table[new], table[twin], atol=1e-6)
+    batch = valid.take(np.arange(16))
+    users = model.user_vectors(batch, table)
+    np.testing.assert_allclose((users @ table[:new].T)[:, 1:], model.score(batch)[:, 1:], atol=1e-4)
+    with_new = Sequences.from_lists(np.arange(2), [[int(batch.row(0)[-1]), new], [int(batch.row(0)[-1]), twin]])
+    vectors = model.user_vectors(with_new, table)
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+
+
+def test_an_id_mode_model_refuses_new_items() -> None:
+    model = fit_cycles(SASRecConfig.model_validate(CYCLE_CONFIG | {"item_mode": "id", "train": {"epochs": 1}}))
+    assert model.item_table().shape == (6, 16)
+    with pytest.raises(ValueError, match="cannot place new items"):
+        model.item_table(np.ones((1, 8), dtype=np.float32))
+
+
 def test_fused_mode_gives_an_untrained_item_only_its_text() -> None:
     vectors = unit_vectors(7, 8)
     model = SASRec(SASRecConfig(item_mode="fused", dim=8, heads=2))

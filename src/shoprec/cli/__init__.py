@@ -7,7 +7,7 @@ import typer
 from shoprec.cli.common import guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
-from shoprec.cli.models import bench, evaluate_command, recommend, train
+from shoprec.cli.models import bench, evaluate_command, recommend, train, tune_command
 
 app = typer.Typer(
     name="shoprec",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.command()(guarded(train))
 app.command(name="evaluate")(guarded(evaluate_command))
+app.command(name="tune")(guarded(tune_command))
 app.command()(guarded(bench))
 app.command()(guarded(recommend))
 app.command()(guarded(demo))

@@ -19,7 +19,7 @@ from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.training.artifact import load_artifact, save_artifact
 from shoprec.training.bench import bench as run_bench
 from shoprec.training.config import RunConfig
-from shoprec.training.experiment import run_protocol, train_model
+from shoprec.training.experiment import run_protocol, train_model, tune
 from shoprec.types import Sequences
 
 HEADLINE = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR@10", "Coverage@10", "Gini@10"]
@@ -96,6 +96,31 @@ def evaluate_command(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2))
+
+
+def tune_command(
+    data: Path = typer.Option(..., help=DATA_HELP),
+    config: Path = typer.Option(..., help="Run config TOML whose [search] grid is tried."),
+    split: str | None = typer.Option(None, help="leave_one_out (default), temporal or cold_items."),
+    out: Path | None = typer.Option(None, help="Write every trial as JSON."),
+) -> None:
+    """Try a config's grid on the validation split only (the test split is never read): one row per trial."""
+    run = run_config(None, config, split)
+    dataset, _ = load_data(data)
+    with progress_bars() as progress:
+        selection = tune(dataset, run, progress)
+    rows = [(json.dumps(trial.options), trial.valid) for trial in selection.trials]
+    console.print(f"\n[bold]validation, {run.split}, full ranking[/bold]")
+    console.print(markdown_table(rows, HEADLINE), markup=False)
+    for trial in selection.trials:
+        console.print(f"fit {trial.fit_seconds:.1f}s  {json.dumps(trial.options)}", markup=False)
+    console.print(f"best: {json.dumps(selection.best.options)}", markup=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        trials = [
+            {"options": t.options, "valid": t.valid.metrics, "fit_seconds": t.fit_seconds} for t in selection.trials
+        ]
+        out.write_text(json.dumps(trials, indent=2))
 
 
 def _evaluate_trained(model_dir: Path, dataset: Dataset) -> EvalResult:

@@ -93,6 +93,28 @@ class Recommender(ABC):
             raise RuntimeError(f"{self.name} is not fitted")
 
 
+class EmbeddingModel(ABC):
+    """A recommender whose score is a user vector · item vectors. Serving relies on the two halves apart: items
+    added to the catalog after training join the table from their text alone, a history that holds such items
+    still gets a vector, and item-item similarity in the model's own space explains and finds similar items.
+    """
+
+    @property
+    @abstractmethod
+    def popularity(self) -> np.ndarray:
+        """(n_items,) training interaction counts: the ranking for a history the model knows nothing about."""
+
+    @abstractmethod
+    def item_table(self, new_text: np.ndarray | None = None) -> np.ndarray:
+        """(n_items + m, D) float32: each known item's vector (row 0 padding, zero), then one row per new item
+        made from its (m, T) text vector. Raises ValueError when the model cannot place items by text."""
+
+    @abstractmethod
+    def user_vectors(self, histories: Sequences, table: np.ndarray) -> np.ndarray:
+        """(B, D) float32: each history read through ``table`` (from ``item_table``), so it may hold new items'
+        indices; an empty history gives a zero row."""
+
+
 class TrainerConfig(Config):
     """How a trainable model is optimised. It sits in the model's config (models cannot import the training
     layer), and only ``shoprec.training.loop.Trainer`` reads it.

@@ -16,7 +16,14 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from shoprec.config import Config
-from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, finish_scores, item_popularity
+from shoprec.models.base import (
+    EmbeddingModel,
+    TrainableRecommender,
+    TrainData,
+    TrainerConfig,
+    finish_scores,
+    item_popularity,
+)
 from shoprec.models.blocks import TransformerBlock
 from shoprec.models.embedding import ItemEmbedding, ItemMode
 from shoprec.types import PADDING, Sequences
@@ -71,7 +78,7 @@ class SASRecNetwork(nn.Module):
         return self.norm(x)
 
 
-class SASRec(TrainableRecommender[Batch]):
+class SASRec(TrainableRecommender[Batch], EmbeddingModel):
     """Next-item prediction from the last ``max_len`` items; score = last hidden state · every item vector."""
 
     name = "sasrec"
@@ -145,21 +152,43 @@ class SASRec(TrainableRecommender[Batch]):
 
     def score(self, histories: Sequences) -> np.ndarray:
         self._check_fitted()
+        table = self.item_table()
+        return finish_scores(self.user_vectors(histories, table) @ table.T, self._popularity)
+
+    @property
+    def popularity(self) -> np.ndarray:
+        return self._popularity
+
+    def item_table(self, new_text: np.ndarray | None = None) -> np.ndarray:
+        """New items are placed exactly as items unseen in training are: projected text, no id part."""
+        items = self._built().items
+        with torch.inference_mode():
+            table = items.table()
+            if new_text is not None and len(new_text) > 0:
+                if items.projection is None:
+                    raise ValueError("an id-mode model cannot place new items: train with item_mode text or fused")
+                table = torch.cat([table, items.projection(torch.from_numpy(np.asarray(new_text, np.float32)))])
+        return table.numpy()
+
+    def user_vectors(self, histories: Sequences, table: np.ndarray) -> np.ndarray:
+        """The last hidden state over each history's latest ``max_len`` items."""
+        self._check_fitted()
         network = self._built()
         # In id mode an item without training interactions has no vector: reading it would only add noise.
-        known = self._popularity > 0 if self.config.item_mode == "id" else None
+        known = None
+        if self.config.item_mode == "id":
+            known = np.zeros(len(table), dtype=bool)
+            known[: len(self._popularity)] = self._popularity > 0
         windows = right_padded(histories, self.config.max_len, known)  # (B, L)
         lengths = (windows != PADDING).sum(axis=1)  # (B,)
-        scores = np.zeros((len(histories), self.n_items), dtype=np.float32)  # empty rows -> popularity below
+        vectors = np.zeros((len(histories), table.shape[1]), dtype=np.float32)  # empty rows stay zero
         rows = np.flatnonzero(lengths > 0)
         if len(rows) > 0:
             network.eval()
             with torch.inference_mode():
-                table = network.items.table()  # (I, D)
-                hidden = network(torch.from_numpy(windows[rows, : lengths.max()]), table)  # (B', L, D)
-                latest = hidden[torch.arange(len(rows)), torch.from_numpy(lengths[rows] - 1)]  # (B', D)
-                scores[rows] = (latest @ table.T).numpy()
-        return finish_scores(scores, self._popularity)
+                hidden = network(torch.from_numpy(windows[rows, : lengths.max()]), torch.from_numpy(table))
+                vectors[rows] = hidden[torch.arange(len(rows)), torch.from_numpy(lengths[rows] - 1)].numpy()
+        return vectors
 
     def _built(self) -> SASRecNetwork:
         if self._network is None:

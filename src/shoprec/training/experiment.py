@@ -93,6 +93,14 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
     )
 
 
+def tune(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> Selection:
+    """Try the run's grid on the split's validation targets only; the test targets are never read."""
+    split = make_split(dataset, run)
+    return fit_and_select(
+        run, split.train, split.valid, dataset.items.size, progress, text_vectors(dataset, run, progress)
+    )
+
+
 def text_vectors(dataset: Dataset, run: RunConfig, progress: Progress | None) -> Callable[[], np.ndarray]:
     """The catalog's item vectors, encoded on first call (through the on-disk cache) and then reused."""
 

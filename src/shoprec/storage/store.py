@@ -1,0 +1,275 @@
+"""One narrow store for events and catalog items on SQLAlchemy Core, backend chosen by URL.
+
+SQLite is the embedded default: WAL with ``synchronous=FULL`` so that an acknowledged write survives a killed process
+and a power cut, and a busy timeout so that concurrent writers wait instead of failing. PostgreSQL keeps its default
+durability (``synchronous_commit`` on). Events get an autoincrement id, which is their arrival order; items get an
+autoincrement ``seq`` that an upsert leaves alone, so the catalog keeps its first-insertion order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from shoprec.types import EventType
+
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgresql+psycopg": "postgresql",
+}
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_IN_CHUNK = 500  # ids per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
+_BUSY_TIMEOUT_MS = 10_000
+
+_metadata = MetaData()
+_items = Table(
+    "items",
+    _metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Text, nullable=False, unique=True),
+    Column("title", Text),
+    Column("description", Text),
+    Column("category", Text),
+    Column("brand", Text),
+    Column("price", Float),
+    Column("tags", Text, nullable=False),  # JSON list
+    Column("updated_at", Float, nullable=False),
+)
+_events = Table(
+    "events",
+    _metadata,
+    # BIGINT on PostgreSQL; plain INTEGER on SQLite so that the column is the rowid
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", Text, nullable=False),
+    Column("item_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("timestamp", Float),
+    Column("received_at", Float, nullable=False),
+)
+Index("ix_events_user_id_id", _events.c.user_id, _events.c.id)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One behaviour event; ``user_id`` is already pseudonymised, ``timestamp`` is None when only the order is known."""
+
+    user_id: str
+    item_id: str
+    type: EventType
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One catalog entry; ``category`` is a path such as ``"Beauty > Makeup > Nails"``."""
+
+    item_id: str
+    title: str | None = None
+    description: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+def _parse(url: str) -> URL:
+    """The URL if it names a supported backend, else a ValueError that says what is accepted."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        raise ValueError(f"not a database URL: {url!r}") from error
+    if parsed.drivername not in _DRIVERS:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:///path/to/file.sqlite3 "
+            "or postgresql+psycopg://user@host:port/db"
+        )
+    return parsed
+
+
+class Store:
+    """Events and catalog items in one database.
+
+    ``schema`` (PostgreSQL only) puts the tables in that schema, created if missing, by setting ``search_path`` on
+    each connection: it lets tests, or several deployments, share one server without seeing each other's data.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        parsed = _parse(url)
+        self._url = parsed
+        self._backend = _DRIVERS[parsed.drivername]
+        connect_args: dict[str, Any] = {}
+        if self._backend == "sqlite":
+            if schema is not None:
+                raise ValueError("schema is a PostgreSQL option; SQLite keeps one store per file")
+            if parsed.database in (None, "", ":memory:") or parsed.database.startswith("file:"):
+                raise ValueError(f"SQLite needs a file path (an in-memory database would lose every event): {url!r}")
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args["check_same_thread"] = False  # the pool hands a connection to whichever thread asks
+        elif schema is not None:
+            if not _SCHEMA_NAME.fullmatch(schema):
+                raise ValueError(f"schema must be a plain SQL identifier: {schema!r}")
+            connect_args["options"] = f"-csearch_path={schema}"
+        # A file database gets a QueuePool: one connection per concurrent thread, reused across requests.
+        self._engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        if self._backend == "sqlite":
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        with self._engine.begin() as connection:
+            if schema is not None:
+                connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            _metadata.create_all(connection)
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._backend
+
+    def describe(self) -> str:
+        """The URL with any password masked, safe for logs and health checks."""
+        return self._url.render_as_string(hide_password=True)
+
+    def add_events(self, events: Sequence[StoredEvent]) -> int:
+        """Append events in one transaction; when this returns they are durable. Returns how many were stored."""
+        if not events:
+            return 0
+        received_at = time.time()
+        rows = [
+            {
+                "user_id": e.user_id,
+                "item_id": e.item_id,
+                "type": EventType(e.type).value,
+                "timestamp": e.timestamp,
+                "received_at": received_at,
+            }
+            for e in events
+        ]
+        with self._engine.begin() as connection:
+            connection.execute(_events.insert(), rows)
+        return len(rows)
+
+    def history(self, user_id: str, limit: int | None = None) -> list[StoredEvent]:
+        """The user's events oldest first; with ``limit``, only the most recent ``limit`` (one indexed query)."""
+        query = select(_events.c.user_id, _events.c.item_id, _events.c.type, _events.c.timestamp).where(
+            _events.c.user_id == user_id
+        )
+        if limit is None:
+            query = query.order_by(_events.c.id)
+        else:
+            query = query.order_by(_events.c.id.desc()).limit(max(limit, 0))
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        history = [StoredEvent(row.user_id, row.item_id, EventType(row.type), row.timestamp) for row in rows]
+        return history if limit is None else history[::-1]
+
+    def count_events(self) -> int:
+        return self._count(_events)
+
+    def upsert_items(self, items: Sequence[CatalogItem]) -> None:
+        """Insert new items and replace the fields of known ones in one transaction; a known item keeps its place."""
+        latest = {item.item_id: item for item in items}  # a repeated id in one batch: the last version wins
+        if not latest:
+            return
+        updated_at = time.time()
+        rows = [
+            {
+                "item_id": item.item_id,
+                "title": item.title,
+                "description": item.description,
+                "category": item.category,
+                "brand": item.brand,
+                "price": item.price,
+                "tags": json.dumps(list(item.tags)),
+                "updated_at": updated_at,
+            }
+            for item in latest.values()
+        ]
+        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_items)
+        statement = insert.on_conflict_do_update(
+            index_elements=[_items.c.item_id],
+            set_={name: insert.excluded[name] for name in rows[0] if name != "item_id"},
+        )
+        with self._engine.begin() as connection:
+            connection.execute(statement, rows)
+
+    def items(self) -> list[CatalogItem]:
+        """Every item in first-insertion order."""
+        with self._engine.connect() as connection:
+            return [_item(row) for row in connection.execute(select(_items).order_by(_items.c.seq))]
+
+    def get_item(self, item_id: str) -> CatalogItem | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(select(_items).where(_items.c.item_id == item_id)).first()
+        return None if row is None else _item(row)
+
+    def known_items(self, item_ids: Iterable[str]) -> set[str]:
+        """Which of ``item_ids`` are in the catalog, asking in chunks so that any number of ids fits."""
+        wanted = list(dict.fromkeys(item_ids))
+        known: set[str] = set()
+        with self._engine.connect() as connection:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                known.update(connection.scalars(select(_items.c.item_id).where(_items.c.item_id.in_(chunk))))
+        return known
+
+    def count_items(self) -> int:
+        return self._count(_items)
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete every event of the user (a privacy request); returns how many were deleted."""
+        with self._engine.begin() as connection:
+            return connection.execute(delete(_events).where(_events.c.user_id == user_id)).rowcount
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def _count(self, table: Table) -> int:
+        with self._engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Durable commits (fsync of the WAL at each commit), readers that never block the writer, and waiting on locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _item(row: Any) -> CatalogItem:
+    return CatalogItem(
+        item_id=row.item_id,
+        title=row.title,
+        description=row.description,
+        category=row.category,
+        brand=row.brand,
+        price=row.price,
+        tags=tuple(json.loads(row.tags)),
+    )
