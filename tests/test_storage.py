@@ -43,7 +43,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     yield open_
     for store in opened:
         store.close()
-    if schema is not None:
+    if schema is not None and opened:  # a Store that failed to open rolled its schema back
         _drop_schema(schema)
 
 

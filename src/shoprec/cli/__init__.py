@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import typer
+import logging
 
-from shoprec.cli.common import guarded
+import typer
+from rich.logging import RichHandler
+
+from shoprec.cli.common import console, guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
 from shoprec.cli.models import bench, evaluate_command, recommend, train, tune_command
+from shoprec.cli.serve import serve
 
 app = typer.Typer(
     name="shoprec",
@@ -15,6 +19,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log.")) -> None:
+    """Our log lines (training epochs, server events) go to stderr beside the progress bars; other libraries
+    speak only when something is wrong."""
+    handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    logging.getLogger("shoprec").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 app.add_typer(data_app, name="data")
 app.command()(guarded(train))
 app.command(name="evaluate")(guarded(evaluate_command))
@@ -22,3 +37,4 @@ app.command(name="tune")(guarded(tune_command))
 app.command()(guarded(bench))
 app.command()(guarded(recommend))
 app.command()(guarded(demo))
+app.command()(guarded(serve))

@@ -184,7 +184,8 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         vectors = np.zeros((len(histories), table.shape[1]), dtype=np.float32)  # empty rows stay zero
         rows = np.flatnonzero(lengths > 0)
         if len(rows) > 0:
-            network.eval()
+            if network.training:  # eval() walks every module: a third of a millisecond per served request
+                network.eval()
             with torch.inference_mode():
                 hidden = network(torch.from_numpy(windows[rows, : lengths.max()]), torch.from_numpy(table))
                 vectors[rows] = hidden[torch.arange(len(rows)), torch.from_numpy(lengths[rows] - 1)].numpy()

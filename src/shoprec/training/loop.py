@@ -11,6 +11,7 @@ import contextlib
 import copy
 import functools
 import itertools
+import logging
 import math
 import os
 import resource
@@ -25,6 +26,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from shoprec.evaluation.protocol import evaluate
 from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, item_popularity
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (task description, done, total)
 METRIC = "NDCG@10"  # early stopping and best-state selection
@@ -125,6 +128,14 @@ class Trainer:
                 metrics = self._validate(model, data, epoch)
                 stop = metrics is not None and stopper.update(epoch, metrics[METRIC])
                 _log(writer, {**scalars, **{f"valid/{name}": value for name, value in (metrics or {}).items()}}, epoch)
+                log.info(
+                    "%s epoch %d: loss %.4f, %.1f s%s",
+                    model.name,
+                    epoch,
+                    losses[-1],
+                    seconds[-1],
+                    "".join(f", valid {name} {value:.4f}" for name, value in (metrics or {}).items()),
+                )
                 if progress is not None:
                     progress(f"{model.name} training (epochs)", epoch, config.epochs)
                 if stop:

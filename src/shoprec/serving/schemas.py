@@ -1,0 +1,133 @@
+"""What the HTTP API accepts and returns: the one contract between the pipeline and the routes.
+
+The pipeline builds these response models directly, so what a route returns is exactly what the pipeline computed,
+and the OpenAPI page documents the same fields the tests assert on.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shoprec.types import EventType
+
+
+class Strict(BaseModel):
+    """Requests reject unknown fields, so a typo in a field name is a 422 naming it, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests -------------------------------------------------------------------------------------------------
+
+
+class EventIn(Strict):
+    user_id: str = Field(min_length=1, max_length=256)  # the caller's id; pseudonymised before it is stored
+    item_id: str = Field(min_length=1, max_length=256)
+    type: EventType = EventType.VIEW
+    timestamp: float | None = Field(default=None, ge=0)  # seconds since the epoch; default: time of receipt
+
+
+class ItemIn(Strict):
+    item_id: str = Field(min_length=1, max_length=256)
+    title: str | None = Field(default=None, max_length=2_000)
+    description: str | None = Field(default=None, max_length=20_000)
+    category: str | None = Field(default=None, max_length=1_000)  # a path: "Beauty > Makeup > Nails"
+    brand: str | None = Field(default=None, max_length=256)
+    price: float | None = Field(default=None, ge=0)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+
+
+# ---- responses ------------------------------------------------------------------------------------------------
+
+ReasonKind = Literal["history", "query", "attribute", "similar", "popular"]
+
+
+class Reason(BaseModel):
+    """One thing that drove a result, with its share of the score.
+
+    ``history``: one of the user's recent items (``item_id``/``title``); ``query``: a query term; ``attribute``: a
+    catalog attribute that matched (category, price bound); ``similar``: the item a similar-items list started
+    from; ``popular``: no personal evidence, the item is popular.
+    """
+
+    kind: ReasonKind
+    contribution: float  # share of the score this reason accounts for; a list's contributions sum to about 1
+    item_id: str | None = None
+    title: str | None = None
+    detail: str | None = None  # the query term, attribute, or how the contribution was measured
+
+
+class Recommended(BaseModel):
+    item_id: str
+    title: str | None
+    category: str | None
+    price: float | None
+    score: float
+    reasons: list[Reason]
+
+
+class RecommendationList(BaseModel):
+    user_id: str  # as the caller sent it
+    model_version: str
+    cold_start: bool  # True when the user had no usable history and the list is not personal
+    items: list[Recommended]
+
+
+class SimilarList(BaseModel):
+    item_id: str
+    model_version: str
+    items: list[Recommended]
+
+
+class ParsedQuery(BaseModel):
+    """What the search understood: free text for the encoder, and the constraints it enforces."""
+
+    text: str  # the query without its constraint phrases
+    min_price: float | None = None
+    max_price: float | None = None
+    categories: list[str] = Field(default_factory=list)  # catalog category names the query mentioned
+
+
+class SearchResults(BaseModel):
+    query: str
+    parsed: ParsedQuery
+    personalised: bool
+    model_version: str
+    items: list[Recommended]
+
+
+class Explanation(BaseModel):
+    user_id: str
+    item_id: str
+    title: str | None
+    score: float
+    rank: int | None  # 1-based rank among all items the user could be shown; None when the item is excluded
+    method: str  # how contributions were measured
+    reasons: list[Reason]
+
+
+class EventError(BaseModel):
+    index: int  # position in the posted batch
+    field: str
+    message: str
+
+
+class EventsAccepted(BaseModel):
+    stored: int  # durably written before this response was sent
+    rejected: list[EventError]
+
+
+class ItemsAccepted(BaseModel):
+    stored: int
+    new: int  # items the model had not been trained on (placed by their text)
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_version: str
+    model: str
+    items: int
+    events: int
+    store: str  # backend and location, password masked

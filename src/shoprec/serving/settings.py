@@ -1,0 +1,39 @@
+"""What one running API is configured with: frozen, so that every request sees the same limits and keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DATABASE_URL_ENV = "SHOPREC_DATABASE_URL"
+API_KEY_ENV = "SHOPREC_API_KEY"
+MODEL_DIR_ENV = "SHOPREC_MODEL_DIR"
+DEFAULT_DATABASE_URL = "sqlite:///runs/serve/shoprec.sqlite3"
+
+
+class ServingSettings(BaseModel):
+    """Options of ``create_app``; ``api_key=None`` refuses every write, so a forgotten key never opens them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_dir: Path
+    database_url: str = DEFAULT_DATABASE_URL
+    api_key: str | None = None
+    read_key_required: bool = False  # reads are open by default; True makes them need the key too
+    max_batch: int = Field(default=10_000, ge=1)  # events or items per POST; more is a 413
+    max_k: int = Field(default=100, ge=1)
+    search_encoder: Literal["e5", "minilm"] = "e5"
+    cache_dir: Path = Path("runs/cache")
+    history_limit: int = Field(default=200, ge=1)
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> ServingSettings:
+        """Settings from $SHOPREC_DATABASE_URL, $SHOPREC_API_KEY and $SHOPREC_MODEL_DIR; ``overrides`` win."""
+        values: dict[str, Any] = {}
+        for env, name in ((DATABASE_URL_ENV, "database_url"), (API_KEY_ENV, "api_key"), (MODEL_DIR_ENV, "model_dir")):
+            if value := os.environ.get(env):
+                values[name] = value
+        return cls(**(values | overrides))
