@@ -10,6 +10,7 @@ from rich.table import Table
 
 from shoprec.cli.common import console, load_data, progress_bars
 from shoprec.cli.models import show_metrics
+from shoprec.cli.serve import run_server
 from shoprec.data.dataset import Dataset
 from shoprec.evaluation.protocol import rank
 from shoprec.models.base import Recommender
@@ -26,9 +27,11 @@ def demo(
     data: Path = typer.Option(Path("data/amazon_beauty"), help="A shipped benchmark folder."),
     transformer: Path = typer.Option(Path("configs/demo/sasrec.toml"), help="Run config of the Transformer."),
     out: Path = typer.Option(Path("runs/demo"), help="Where the trained model directory goes."),
+    serve: bool = typer.Option(True, help="End by serving the trained model over HTTP (Ctrl-C stops it)."),
+    port: int = typer.Option(8000, help="Port of the demo server."),
 ) -> None:
     """Every model through the leave-one-out protocol (full ranking), then the fused Transformer trained on all
-    data, saved, and shown on a few users."""
+    data, saved, shown on a few users, and served over HTTP."""
     dataset, _ = load_data(data)
     runs = [RunConfig(model=name) for name in BASELINES] + [RunConfig.from_toml(transformer)]
     with progress_bars() as progress:
@@ -43,6 +46,12 @@ def demo(
     save_artifact(out / manifest.model, selection.model, dataset.items, manifest)
     console.print(f"[green]saved[/green] {out / manifest.model} (encoder {manifest.encoder})")
     show_recommendations(dataset, selection.model)
+    if serve:
+        console.print(
+            f"\nstarting the API on the trained model; its store ({out / 'serve.sqlite3'}) is seeded from {data} "
+            "on first start, and search encodes the catalog with multilingual E5 once (minutes, then cached)…"
+        )
+        run_server(out / manifest.model, data, database_url=f"sqlite:///{out / 'serve.sqlite3'}", port=port)
 
 
 def show_recommendations(dataset: Dataset, model: Recommender) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -39,6 +41,19 @@ def serve(
 
     Writes need the X-API-Key header: $SHOPREC_API_KEY, or a key generated and printed at startup.
     """
+    run_server(model_dir, data, database_url, host, port, search_encoder, cache_dir)
+
+
+def run_server(
+    model_dir: Path,
+    data: Path | None = None,
+    database_url: str = DEFAULT_DATABASE_URL,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    search_encoder: Literal["e5", "minilm"] = "e5",
+    cache_dir: Path = Path("runs/cache"),
+) -> None:
+    """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too."""
     api_key = os.environ.get(API_KEY_ENV) or _new_key()
     settings = ServingSettings(
         model_dir=model_dir,
@@ -56,7 +71,7 @@ def serve(
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
-                _announce(base)
+                _announce(base, app.state.runtime.pipeline.catalog.current.ids[1:4])
 
     def on_hangup(_signal: int, _frame: FrameType | None) -> None:
         # a signal handler must return at once: the model loads on its own thread while the old one keeps serving
@@ -101,15 +116,21 @@ def _reload(app: FastAPI) -> None:
     console.print(f"[green]reloaded[/green] {health.model} {health.model_version}")
 
 
-def _announce(base: str) -> None:
+def _announce(base: str, items: Sequence[str]) -> None:
+    """Commands that work as printed: a new user's views of two real catalog items, then that user's feed (already
+    personal, no retraining), an explanation, similar items, and searches in English and Chinese."""
+    first, second, third = items
     key = f'-H "X-API-Key: ${API_KEY_ENV}"'
+    views = [{"user_id": "demo-user", "item_id": item, "type": "view"} for item in (first, second)]
+    events = json.dumps({"events": views})
     console.print(
         f"[green]serving on {base}[/green] (docs: {base}/docs)\n"
-        f"  curl '{base}/v1/users/USER/recommendations?k=10'\n"
-        f"  curl '{base}/v1/items/ITEM/similar?k=5'\n"
-        f"  curl '{base}/v1/search?q=red+nail+polish+under+10'\n"
-        f"  curl '{base}/v1/users/USER/recommendations/ITEM/explain'\n"
-        f"  curl -X POST {key} -H 'Content-Type: application/json' {base}/v1/events "
-        '-d \'{"events": [{"user_id": "USER", "item_id": "ITEM", "type": "view"}]}\'\n'
+        f"  curl -X POST {key} -H 'Content-Type: application/json' {base}/v1/events -d '{events}'\n"
+        f"  curl '{base}/v1/users/demo-user/recommendations?k=5'\n"
+        f"  curl '{base}/v1/users/demo-user/recommendations/{third}/explain'\n"
+        f"  curl '{base}/v1/items/{first}/similar?k=5&user_id=demo-user'\n"
+        f"  curl '{base}/v1/search?q=moisturizer+for+dry+skin&k=5'\n"
+        f"  curl -G '{base}/v1/search' --data-urlencode 'q=指甲油' --data-urlencode 'k=5'\n"
+        f"  curl '{base}/metrics'\n"
         f"  kill -HUP {os.getpid()}   # reload the model"
     )
