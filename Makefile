@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint bench bench-movielens clean
+.PHONY: demo test lint bench bench-movielens bench-serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP)
 
 bench-movielens: $(STAMP)
 	$(BIN)/shoprec bench --data ../shared/data/movielens_1m --out runs/bench/movielens_1m.md
+
+bench-serve: $(STAMP)
+	$(BIN)/python scripts/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
