@@ -190,6 +190,30 @@ def test_fused_mode_gives_an_untrained_item_only_its_text() -> None:
     torch.testing.assert_close(table[0], torch.zeros(8))  # padding
 
 
+def test_outside_training_an_untrained_fused_item_borrows_the_id_part_of_its_text_neighbours() -> None:
+    """Without interactions a fused item has only its projected text, which sits below every trained item's id +
+    text vector; at inference it borrows the id vectors of its nearest trained items by text."""
+    torch.manual_seed(0)
+    vectors = unit_vectors(7, 8)
+    vectors[6] = vectors[2]  # item 6 (no interactions) reads exactly like item 2
+    model = SASRec(SASRecConfig(item_mode="fused", dim=8, heads=2))
+    model.build(TrainData(n_items=7, sequences=Sequences.from_lists([0], [[1, 2, 3, 4, 5]]), item_vectors=vectors))
+    items = model._built().items
+    assert items.ids is not None
+    with torch.no_grad():
+        items.ids.weight.normal_()
+        training = items.table()
+        items.eval()
+        serving = items.table()
+        placed = items.place_by_text(torch.from_numpy(vectors[[2]]))
+    torch.testing.assert_close(serving[:6], training[:6])  # trained items and padding are untouched
+    borrowed = items.borrowed_ids(torch.from_numpy(vectors[[6]]))[0]
+    torch.testing.assert_close(serving[6], training[6] + borrowed)
+    twin_id = items.ids.weight[2]
+    assert torch.dot(borrowed, twin_id) > 0  # the nearest neighbour (cosine 1) weighs most
+    torch.testing.assert_close(placed[0], serving[6])  # an item added later is placed the same way
+
+
 def test_text_modes_need_item_vectors() -> None:
     model = SASRec(SASRecConfig(item_mode="fused"))
     with pytest.raises(ValueError, match="needs item text vectors"):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 ItemMode = Literal["id", "text", "fused"]
+BORROWED_NEIGHBOURS = 10  # trained items whose id vectors an item known only by text borrows
 
 
 class ItemEmbedding(nn.Module):
@@ -48,12 +49,43 @@ class ItemEmbedding(nn.Module):
             self.projection = nn.Linear(text_vectors.shape[1], dim)
 
     def table(self) -> torch.Tensor:  # (n_items, D)
-        """Every item's vector; differentiable, so compute it once per step and reuse it for input and output."""
+        """Every item's vector; differentiable, so compute it once per step and reuse it for input and output.
+
+        Outside training, a fused item without training interactions also borrows an id part (``borrowed_ids``):
+        with its projected text alone it would sit below every trained item, whose id part the softmax has grown.
+        """
         known: torch.Tensor = self.get_buffer("trained")
         rows = torch.zeros((), device=known.device)
         if self.ids is not None:
             rows = self.ids.weight * known[:, None]  # (I, D)
         if self.projection is not None:
             real = torch.arange(len(known), device=known.device) > 0
-            rows = rows + self.projection(self.get_buffer("text")) * real[:, None]  # (I, D)
+            text: torch.Tensor = self.get_buffer("text")
+            rows = rows + self.projection(text) * real[:, None]  # (I, D)
+            cold = real & ~known
+            if self.ids is not None and not self.training and bool(cold.any()):
+                borrowed = torch.zeros_like(rows)
+                borrowed[cold] = self.borrowed_ids(text[cold])
+                rows = rows + borrowed
         return rows
+
+    def place_by_text(self, text: torch.Tensor) -> torch.Tensor:  # (m, D)
+        """Vectors for items added after training, from their (m, T) text vectors: as an untrained item's."""
+        if self.projection is None:
+            raise ValueError("an id-mode model cannot place new items: train with item_mode text or fused")
+        rows = self.projection(text)
+        return rows if self.ids is None else rows + self.borrowed_ids(text)
+
+    def borrowed_ids(self, text: torch.Tensor) -> torch.Tensor:  # (m, D)
+        """The id part of items known only by text: the mean id vector of their ``BORROWED_NEIGHBOURS`` nearest
+        trained items in text space, weighted by (positive) cosine, so a new item scores like what it resembles."""
+        assert self.ids is not None
+        known: torch.Tensor = self.get_buffer("trained")
+        candidates = known.nonzero(as_tuple=True)[0]
+        if len(candidates) == 0:
+            return torch.zeros((len(text), self.ids.embedding_dim))
+        similarity = text @ self.get_buffer("text")[candidates].T  # (m, n)
+        values, nearest = similarity.topk(min(BORROWED_NEIGHBOURS, len(candidates)), dim=1)  # (m, k)
+        weights = values.clamp(min=0)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return (weights[..., None] * self.ids.weight[candidates[nearest]]).sum(dim=1)  # (m, D)

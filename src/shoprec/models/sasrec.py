@@ -160,14 +160,12 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         return self._popularity
 
     def item_table(self, new_text: np.ndarray | None = None) -> np.ndarray:
-        """New items are placed exactly as items unseen in training are: projected text, no id part."""
+        """New items are placed exactly as items unseen in training are (see ``ItemEmbedding.place_by_text``)."""
         items = self._built().items
         with torch.inference_mode():
             table = items.table()
             if new_text is not None and len(new_text) > 0:
-                if items.projection is None:
-                    raise ValueError("an id-mode model cannot place new items: train with item_mode text or fused")
-                table = torch.cat([table, items.projection(torch.from_numpy(np.asarray(new_text, np.float32)))])
+                table = torch.cat([table, items.place_by_text(torch.from_numpy(np.asarray(new_text, np.float32)))])
         return table.numpy()
 
     def user_vectors(self, histories: Sequences, table: np.ndarray) -> np.ndarray:
