@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -112,16 +112,26 @@ def model_dir(serving_data: Dataset, cache_dir: Path, tmp_path_factory: pytest.T
     return directory
 
 
+@pytest.fixture(scope="session")
+def seed_sqlite(serving_data: Dataset) -> Callable[[Path], str]:
+    """Makes a SQLite store in a directory, seeded with the slice's catalog and every interaction; gives its URL."""
+
+    def seed(directory: Path) -> str:
+        url = f"sqlite:///{directory / 'store.sqlite3'}"
+        store = Store(url)
+        try:
+            seed_store(store, serving_data)
+        finally:
+            store.close()
+        return url
+
+    return seed
+
+
 @pytest.fixture
-def seeded_store_url(tmp_path: Path, serving_data: Dataset) -> str:
-    """A fresh SQLite store holding the slice's catalog and every interaction."""
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    store = Store(url)
-    try:
-        seed_store(store, serving_data)
-    finally:
-        store.close()
-    return url
+def seeded_store_url(tmp_path: Path, seed_sqlite: Callable[[Path], str]) -> str:
+    """A fresh seeded store for each test."""
+    return seed_sqlite(tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ that none of them was a 500.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from conftest import TEST_KEY
 from shoprec.data.dataset import Dataset
 from shoprec.privacy.pseudonym import KEY_ENV, Pseudonymizer
 from shoprec.serving.app import create_app
-from shoprec.serving.seed import seed_store
 from shoprec.serving.settings import ServingSettings
 from shoprec.storage.store import Store
 
@@ -35,15 +34,9 @@ RESPONSES: list[Reply] = []
 
 
 @pytest.fixture(scope="module")
-def store_url(tmp_path_factory: pytest.TempPathFactory, serving_data: Dataset) -> str:
+def store_url(tmp_path_factory: pytest.TempPathFactory, seed_sqlite: Callable[[Path], str]) -> str:
     """A store seeded from the slice, shared by the module's app (the conftest one is per test)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'store.sqlite3'}"
-    store = Store(url)
-    try:
-        seed_store(store, serving_data)
-    finally:
-        store.close()
-    return url
+    return seed_sqlite(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")
