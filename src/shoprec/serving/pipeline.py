@@ -93,9 +93,9 @@ class Pipeline:
         history_limit: int = 200,
     ) -> Pipeline:
         """Model, then the catalog index of every vocabulary item plus every stored item. Item text goes through
-        the on-disk encoder cache, so a restart encodes nothing it has seen before.
+        the on-disk encoder cache, so a restart encodes nothing it has seen before. Requests run single-threaded,
+        but only once the catalog is encoded: a cold cache then encodes on every core.
         """
-        serve_single_threaded()
         model, vocabulary, manifest = load_artifact(model_dir)
         if not isinstance(model, EmbeddingModel):
             servable = sorted(name for name, cls_ in MODELS.items() if issubclass(cls_, EmbeddingModel))
@@ -108,6 +108,7 @@ class Pipeline:
             model_encoder = cached_encoder(encoder_config(manifest.encoder).name, cache_dir)
         catalog = Catalog(model, vocabulary, model_encoder, cached_encoder(search_encoder, cache_dir))
         catalog.upsert(store.items())
+        serve_single_threaded()
         # Queries skip the disk cache: they are one short text each, and user text should not pile up on disk.
         queries = shared_encoder(search_encoder)
         return cls(model, manifest, store, catalog, lambda text: queries.encode([text], "query")[0], history_limit)
