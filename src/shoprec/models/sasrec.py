@@ -11,7 +11,6 @@ from typing import Literal, Self
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 (the usual alias)
 from pydantic import Field, model_validator
 from torch import nn
 
@@ -26,6 +25,7 @@ from shoprec.models.base import (
 )
 from shoprec.models.blocks import TransformerBlock
 from shoprec.models.embedding import ItemEmbedding, ItemMode
+from shoprec.models.losses import full_softmax_cross_entropy, sampled_softmax_cross_entropy
 from shoprec.types import PADDING, Sequences
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets): (B, L) right-padded item indices each
@@ -38,6 +38,7 @@ class SASRecConfig(Config):
     layers: int = Field(default=2, ge=1)  # Transformer blocks
     heads: int = Field(default=2, ge=1)  # attention heads; must divide dim
     dropout: float = Field(default=0.2, ge=0, lt=1)  # on embeddings, attention weights and residual branches
+    attention_dropout: float | None = Field(default=None, ge=0, lt=1)  # on attention weights only; None = dropout
     item_mode: ItemMode = "fused"  # id | text | fused: how an item becomes a vector (text needs item vectors)
     loss: Literal["ce", "sampled"] = "ce"  # full softmax over all items, or sampled softmax
     n_negatives: int = Field(default=256, ge=1)  # uniform negatives shared by a batch when loss = "sampled"
@@ -62,7 +63,8 @@ class SASRecNetwork(nn.Module):
         nn.init.normal_(self.positions.weight, std=0.02)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(config.dim, config.heads, config.dropout) for _ in range(config.layers)
+            TransformerBlock(config.dim, config.heads, config.dropout, config.attention_dropout)
+            for _ in range(config.layers)
         )
         self.norm = nn.LayerNorm(config.dim)
         self.scale = config.dim**0.5  # lifts the small-initialised item vectors above the positions
@@ -137,18 +139,8 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         real = targets != PADDING
         states, wanted = hidden[real], targets[real]  # (N, D), (N,): only positions with a target
         if self.config.loss == "ce":
-            return F.cross_entropy(states @ table[1:].T, wanted - 1)  # (N, I - 1) logits: every real item
-        return self._sampled_loss(states, wanted, table)
-
-    def _sampled_loss(self, states: torch.Tensor, wanted: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """Softmax over the target and shared uniform negatives. Uniform sampling needs no logQ correction:
-        log q is the same for every item and cancels in the softmax."""
-        negatives = torch.randint(1, len(table), (self.config.n_negatives,))  # (K,)
-        positive = (states * table[wanted]).sum(dim=1, keepdim=True)  # (N, 1)
-        negative = states @ table[negatives].T  # (N, K)
-        negative = negative.masked_fill(negatives[None, :] == wanted[:, None], float("-inf"))  # not a negative
-        logits = torch.cat([positive, negative], dim=1)  # (N, 1 + K), the target in column 0
-        return F.cross_entropy(logits, torch.zeros(len(wanted), dtype=torch.long))
+            return full_softmax_cross_entropy(states, table[1:], wanted - 1)  # every real item; row 0 is padding
+        return sampled_softmax_cross_entropy(states, table, wanted, self.config.n_negatives)
 
     def score(self, histories: Sequences) -> np.ndarray:
         self._check_fitted()
