@@ -8,7 +8,7 @@ Starts the server on a free port with a fresh store seeded from the Beauty data,
                      must then hold exactly the acknowledged number of new events.
 The client is one asyncio thread speaking minimal HTTP/1.1 (Content-Length bodies only), cheap enough not to be
 the bottleneck; it still shares the machine's cores with the server, which the report says (--pin both: measured
-both unpinned and with the server on CPU 0, the client on CPU 1).
+both unpinned and with the server, all its worker processes, on CPU 0 and the client on CPU 1).
 
     .venv/bin/python scripts/bench_serve.py [--duration 20] [--pin both] [--database-url postgresql+psycopg://...]
 """
@@ -257,16 +257,38 @@ def machine() -> str:
 # ---- the server ----------------------------------------------------------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the uvicorn supervisor and its worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # a process that just ended
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        tree += frontier
+    return tree
+
+
 def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, every thread
+    """CPU seconds of the process tree so far: utime + stime of every thread of every process."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pin(pid: int, cpus: set[int]) -> None:
-    """Every thread of a process (sched_setaffinity on a pid moves only that one thread); new threads inherit."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-            os.sched_setaffinity(int(task.name), cpus)
+    """Every thread of every process of the tree (sched_setaffinity on a pid moves only that one thread)."""
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{member}/task").iterdir():
+                with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                    os.sched_setaffinity(int(task.name), cpus)
 
 
 def free_port() -> int:
@@ -435,6 +457,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="postgresql+psycopg://user@host:port/db: bench in a throwaway db there")
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--search-encoder", choices=["e5", "minilm"], default="e5")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (shoprec serve --workers)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before each measured phase")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--concurrency", type=int, default=8, help="connections of the closed loop")
@@ -468,7 +491,7 @@ def main() -> None:
         url, count = db
         command = [str(BIN / "shoprec"), "serve", "--model-dir", str(args.model_dir), "--data", str(args.data)]
         command += ["--database-url", url, "--port", str(port), "--cache-dir", str(args.cache_dir)]
-        command += ["--search-encoder", args.search_encoder]
+        command += ["--search-encoder", args.search_encoder, "--workers", str(args.workers)]
         print(
             f"starting {shlex.join(command)}\n  (seeds the fresh store; a cold encoder cache takes minutes)", flush=True
         )
@@ -485,7 +508,8 @@ def main() -> None:
             f"- machine: {header}",
             f"- date: {started}",
             f"- command: `{shlex.join([Path(sys.executable).name, *sys.argv])}`",
-            f"- server: `shoprec serve` (uvicorn, 1 worker, uvloop + httptools), model {info['model_version']}, "
+            f"- server: `shoprec serve --workers {args.workers}` (uvicorn, uvloop + httptools), model "
+            f"{info['model_version']}, "
             f"{info['items']:,} items, fresh store {info['store']} seeded with {info['events']:,} events, "
             f"search encoder {args.search_encoder}",
             "- client: this script, one asyncio thread, keep-alive HTTP/1.1. It shares the CPUs with the server "

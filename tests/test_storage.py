@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,52 @@ def test_upsert_replaces_fields_and_keeps_order(store: Store) -> None:
 def test_upsert_with_a_repeated_id_keeps_the_last_version(store: Store) -> None:
     store.upsert_items([CatalogItem("a", title="old"), CatalogItem("b"), CatalogItem("a", title="new")])
     assert store.items() == [CatalogItem("a", title="new"), CatalogItem("b")]
+
+
+def test_catalog_revisions_say_what_changed_since(open_store: OpenStore) -> None:
+    """What a second server process sharing the store relies on to pick up items another process wrote."""
+    writer, reader = open_store(), open_store()
+    assert reader.catalog_revision() == 0
+    first = writer.upsert_items([CatalogItem("a"), CatalogItem("b")])
+    seen = reader.catalog_revision()
+    assert seen == first > 0
+    second = writer.upsert_items([CatalogItem("c"), CatalogItem("a", title="A2")])
+    assert reader.catalog_revision() == second > first
+    assert reader.items(since=seen) == [CatalogItem("a", title="A2"), CatalogItem("c")]  # catalog order
+    assert reader.items(since=second) == []
+    assert writer.upsert_items([]) == second  # nothing written, no new revision
+
+
+def test_concurrent_catalog_writes_get_distinct_revisions(open_store: OpenStore) -> None:
+    stores = [open_store() for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        revisions = list(pool.map(lambda i: stores[i % 4].upsert_items([CatalogItem(f"item{i}")]), range(40)))
+    assert sorted(revisions) == list(range(1, 41))
+    later = sorted((revision, f"item{i}") for i, revision in enumerate(revisions) if revision > 20)
+    assert stores[0].items(since=20) == [CatalogItem(item) for _, item in later]  # each write inserted in turn
+
+
+def test_a_store_from_before_catalog_revisions_is_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE items (seq INTEGER PRIMARY KEY, item_id TEXT NOT NULL UNIQUE, title TEXT, description "
+                "TEXT, category TEXT, brand TEXT, price FLOAT, tags TEXT NOT NULL, updated_at FLOAT NOT NULL)"
+            )
+        )
+        connection.execute(text("INSERT INTO items (item_id, title, tags, updated_at) VALUES ('old', 'Old', '[]', 0)"))
+    engine.dispose()
+    store = Store(url)
+    try:
+        assert store.items() == [CatalogItem("old", title="Old")]
+        assert store.catalog_revision() == 0
+        revision = store.upsert_items([CatalogItem("new")])
+        assert store.items(since=0) == [CatalogItem("new")]
+        assert revision == 1
+    finally:
+        store.close()
 
 
 def test_known_items_with_more_ids_than_one_query_takes(store: Store) -> None:

@@ -1,4 +1,6 @@
 """A real `shoprec serve` process, killed with SIGKILL while it takes events: every acknowledged event survives.
+And a real two-worker server: both processes serve what either was sent, and a reload restarts them without a
+failed request.
 
 An acknowledgement is a promise that the events are durable, so the check is against the store after a restart,
 not against anything the dead process held in memory.
@@ -37,11 +39,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(model_dir: Path, url: str, cache_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serving(
+    model_dir: Path, url: str, cache_dir: Path, log: Path, workers: int = 1
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`shoprec serve` on a free port, healthy when this yields, killed (if still alive) when it ends."""
     port = free_port()
     command = [sys.executable, "-c", "from shoprec.cli import app; app()", "serve"]
     options = ["--model-dir", model_dir, "--database-url", url, "--cache-dir", cache_dir, "--port", port]
+    options += ["--workers", workers]
     with log.open("ab") as output:
         process = subprocess.Popen(
             [*command, *map(str, options)],
@@ -64,7 +69,11 @@ def serving(model_dir: Path, url: str, cache_dir: Path, log: Path) -> Iterator[t
         yield process, base
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # workers too: killing only their supervisor would leave them serving
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=30)
 
 
@@ -120,6 +129,43 @@ def test_acknowledged_events_survive_sigkill(
             assert time.monotonic() < deadline, log.read_text()
             assert httpx.get(f"{base}/health").status_code == 200
             time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_two_workers_serve_one_catalog_and_restart_without_failing_a_request(
+    model_dir: Path, seeded_store_url: str, cache_dir: Path, tmp_path: Path
+) -> None:
+    """Each request below opens its own connection, so the two worker processes share the requests between them;
+    an item or an event that reached only one of them would fail about half of the reads."""
+    log = tmp_path / "server.log"
+    reads = 24
+    with serving(model_dir, seeded_store_url, cache_dir, log, workers=2) as (_process, base):
+        assert log.read_text().count("Started server process") == 2
+        twin = httpx.get(f"{base}/v1/users/nobody/recommendations", params={"k": 1}).json()["items"][0]
+        new_item = {"item_id": "TWO-WORKERS-NEW", "title": twin["title"], "category": twin["category"]}
+        written = httpx.post(f"{base}/v1/items", json={"items": [new_item]}, headers={"X-API-Key": KEY})
+        assert written.status_code == 200, written.text
+        events = [{"user_id": "two-workers-user", "item_id": "TWO-WORKERS-NEW", "type": "view"}]
+        written = httpx.post(f"{base}/v1/events", json={"events": events}, headers={"X-API-Key": KEY})
+        assert written.json() == {"stored": 1, "rejected": []}
+        for _ in range(reads):
+            assert httpx.get(f"{base}/v1/items/TWO-WORKERS-NEW/similar", params={"k": 1}).status_code == 200
+            feed = httpx.get(f"{base}/v1/users/two-workers-user/recommendations").json()
+            assert not feed["cold_start"]
+
+        metrics = httpx.get(f"{base}/metrics").text  # one worker answers for both
+        similar = 'shoprec_requests_total{method="GET",route="/v1/items/{item_id}/similar",status="200"}'
+        assert f"{similar} {float(reads)}" in metrics
+        assert metrics.count("shoprec_model_info{") == 1
+
+        reload = httpx.post(f"{base}/v1/admin/reload", headers={"X-API-Key": KEY})
+        assert (reload.status_code, reload.json()["workers"]) == (202, 2)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while log.read_text().count("Finished server process") < 2:  # both old workers have handed over and left
+            assert time.monotonic() < deadline, log.read_text()
+            assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        assert log.read_text().count("Started server process") == 4
+        assert httpx.get(f"{base}/v1/items/TWO-WORKERS-NEW/similar").status_code == 200
 
 
 def test_data_seeds_only_an_empty_store(beauty_dir: Path, tmp_path: Path) -> None:

@@ -117,6 +117,24 @@ def test_a_new_item_is_similar_searchable_and_recommendable(pipeline: Pipeline) 
     assert NEW in [item.item_id for item in pipeline.recommend("fan", "fan", k=20).items]
 
 
+def test_an_item_added_through_another_server_process_is_served_here_at_once(
+    pipeline: Pipeline, model_dir: Path, seeded_store_url: str, cache_dir: Path
+) -> None:
+    """Two pipelines on one store stand for two `serve --workers 2` processes: what one adds, the other serves at
+    its very next request (and updates as well as additions)."""
+    other_store = Store(seeded_store_url)
+    try:
+        other = Pipeline.load(model_dir, other_store, cache_dir=cache_dir)
+        twin = mascaras(pipeline)[0]
+        other.upsert_items([as_input(twin, item_id=NEW, price=12.0)])
+        assert pipeline.similar(twin.item_id, k=1).items[0].item_id == NEW
+        other.upsert_items([as_input(twin, item_id=NEW, price=3.0)])
+        assert pipeline.search(f"{twin.title} under $5", k=1).items[0].item_id == NEW
+        assert pipeline.n_items() == other.n_items() == len(pipeline.store.items())
+    finally:
+        other_store.close()
+
+
 def test_an_item_the_model_knows_keeps_its_vector_when_updated(pipeline: Pipeline) -> None:
     item = pipeline.store.items()[0]
     index = pipeline.catalog.current.index(item.item_id)

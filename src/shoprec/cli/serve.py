@@ -1,4 +1,4 @@
-"""`shoprec serve`: the HTTP API on uvicorn, one worker, SIGHUP reloads the model."""
+"""`shoprec serve`: the HTTP API on uvicorn, one or several worker processes; SIGHUP reloads the model."""
 
 from __future__ import annotations
 
@@ -6,22 +6,36 @@ import json
 import os
 import secrets
 import signal
-import socket
+import tempfile
 import threading
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 import uvicorn
 from fastapi import FastAPI
 
 from shoprec.cli.common import console, load_data
+from shoprec.privacy.pseudonym import load_or_create_key
 from shoprec.serving.app import create_app, reload_model
+from shoprec.serving.metrics import MULTIPROCESS_ENV
 from shoprec.serving.seed import seed_store
-from shoprec.serving.settings import API_KEY_ENV, DATABASE_URL_ENV, DEFAULT_DATABASE_URL, ServingSettings
+from shoprec.serving.settings import (
+    API_KEY_ENV,
+    DATABASE_URL_ENV,
+    DEFAULT_DATABASE_URL,
+    SETTINGS_ENV,
+    ServingSettings,
+)
 from shoprec.storage.store import Store
+
+WORKER_START_SECONDS = 900  # a worker's start-up: model, catalog, and on a cold cache the E5 encoding of every item
+NOBODY = "nobody-yet"  # a user id that asks for the cold-start feed
 
 
 def serve(
@@ -36,12 +50,16 @@ def serve(
     port: int = typer.Option(8000, help="Port to listen on."),
     search_encoder: Literal["e5", "minilm"] = typer.Option("e5", help="Text encoder of the search endpoint."),
     cache_dir: Path = typer.Option(Path("runs/cache"), help="Encoder cache: item text is encoded once, ever."),
+    workers: int = typer.Option(
+        1, min=1, help="Server processes on the one port and store (one request uses one core: match the cores)."
+    ),
 ) -> None:
     """Serve recommendations, similar items, search, explanations and event ingest over HTTP.
 
     Writes need the X-API-Key header: $SHOPREC_API_KEY, or a key generated and printed at startup.
+    SIGHUP (or POST /v1/admin/reload) reloads the model; with several workers, a rolling restart.
     """
-    run_server(model_dir, data, database_url, host, port, search_encoder, cache_dir)
+    run_server(model_dir, data, database_url, host, port, search_encoder, cache_dir, workers)
 
 
 def run_server(
@@ -52,6 +70,7 @@ def run_server(
     port: int = 8000,
     search_encoder: Literal["e5", "minilm"] = "e5",
     cache_dir: Path = Path("runs/cache"),
+    workers: int = 1,
 ) -> None:
     """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too."""
     api_key = os.environ.get(API_KEY_ENV) or _new_key()
@@ -61,28 +80,37 @@ def run_server(
         api_key=api_key,
         search_encoder=search_encoder,
         cache_dir=cache_dir,
+        workers=workers,
     )
     if data is not None:
         _seed(settings.database_url, data)
-    app = create_app(settings)
+    load_or_create_key()  # before any worker starts: two workers must not each create a pseudonym key
     base = f"http://{host}:{port}"
+    threading.Thread(target=_announce_when_up, args=(base,), name="announce", daemon=True).start()
+    options: dict[str, Any] = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "access_log": False}
+    if workers == 1:
+        app = create_app(settings)
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                _announce(base, app.state.runtime.pipeline.catalog.current.ids[1:4])
+        def on_hangup(_signal: int, _frame: FrameType | None) -> None:
+            # a signal handler must return at once: the model loads on its own thread while the old one keeps serving
+            threading.Thread(target=_reload, args=(app,), name="reload", daemon=True).start()
 
-    def on_hangup(_signal: int, _frame: FrameType | None) -> None:
-        # a signal handler must return at once: the model loads on its own thread while the old one keeps serving
-        threading.Thread(target=_reload, args=(app,), name="reload", daemon=True).start()
-
-    signal.signal(signal.SIGHUP, on_hangup)
-    # One worker: the pipeline holds items added through the API in memory, and a second process would not see them.
-    server = Server(
-        uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, lifespan="on")
-    )
-    server.run()  # a failed startup (a bad model dir, a busy port) is logged and exits with uvicorn's status 3
+        signal.signal(signal.SIGHUP, on_hangup)
+        uvicorn.run(app, lifespan="on", **options)  # a failed startup is logged and exits with uvicorn's status 3
+        return
+    # Workers are processes started from an import string: settings travel as JSON in the environment, metrics
+    # through files that any worker's /metrics adds up. uvicorn's supervisor answers SIGHUP with a rolling restart
+    # and waits for each new worker's model to load (hence the long health-check timeout) before stopping the old.
+    with tempfile.TemporaryDirectory(prefix="shoprec-metrics-") as metrics_dir:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+        uvicorn.run(
+            "shoprec.serving.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
+            **options,
+        )
 
 
 def _new_key() -> str:
@@ -114,6 +142,22 @@ def _reload(app: FastAPI) -> None:
         console.print(f"[red]reload failed:[/red] {error}")
         return
     console.print(f"[green]reloaded[/green] {health.model} {health.model_version}")
+
+
+def _announce_when_up(base: str) -> None:
+    """Print the example commands once the API answers (workers load the model first), with three real item ids:
+    the cold-start feed of a user nobody has seen."""
+    deadline = time.monotonic() + WORKER_START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/v1/users/{urllib.parse.quote(NOBODY)}/recommendations?k=3") as answer:
+                items = [item["item_id"] for item in json.load(answer)["items"]]
+        except OSError:
+            time.sleep(0.5)
+            continue
+        if len(items) == 3:
+            _announce(base, items)
+        return
 
 
 def _announce(base: str, items: Sequence[str]) -> None:

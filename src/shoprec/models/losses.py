@@ -20,9 +20,7 @@ class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
     """Mean over rows of logsumexp(states @ table.T) - states . table[target]; see the module docstring."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, states: torch.Tensor, table: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(ctx: Any, states: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         log_norm = torch.empty(len(states), dtype=states.dtype)
         for start in range(0, len(states), CHUNK_ROWS):
             log_norm[start : start + CHUNK_ROWS] = torch.logsumexp(states[start : start + CHUNK_ROWS] @ table.T, 1)
@@ -31,7 +29,7 @@ class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
         return (log_norm - picked).mean()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         states, table, targets, log_norm = ctx.saved_tensors
         grad_states = torch.empty_like(states)
         grad_table = torch.zeros_like(table)
@@ -52,7 +50,7 @@ def full_softmax_cross_entropy(states: torch.Tensor, table: torch.Tensor, target
 
     Equal to ``F.cross_entropy(states @ table.T, targets)`` (value and gradients) without the (N, I) matrix.
     """
-    return _ChunkedSoftmaxCrossEntropy.apply(states, table, targets)  # type: ignore[no-any-return]
+    return _ChunkedSoftmaxCrossEntropy.apply(states, table, targets)
 
 
 def sampled_softmax_cross_entropy(

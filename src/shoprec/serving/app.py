@@ -1,12 +1,11 @@
 """The HTTP API: thin routes over one shared pipeline, JSON errors everywhere, metrics on every request.
 
-Routes are plain ``def`` functions, run on FastAPI's worker threads, by measurement: the real pipeline on the Beauty
-slice under uvicorn (uvloop, httptools) on two busy cores, keep-alive clients. Recommendations with 8 concurrent
-clients: 311-451 requests/s as ``def`` against 233-276 as ``async def`` (32 clients: 344-410 against 222-265), since
-the store query, torch and numpy release the GIL and overlap on the second core; one client alone: 176-197 against
-228-237 (the thread hop costs about half a millisecond). Search (~20 ms, a query encoding): equal within noise.
-``async def`` would also make every request wait behind whichever model call is running, and ingest waits on an
-fsync (SQLite ``synchronous=FULL``), which must never block the event loop.
+The home feed route is ``async def``: it runs on the event loop, with no hop to a worker thread and no convoy of
+threads fighting over the GIL for one model forward (a py-spy profile of the threaded route showed the model at half
+the samples and eight threads queueing for the GIL). Its work is one indexed store read and a few milliseconds of
+torch, so one process serves it best alone and ``shoprec serve --workers 2`` uses the second core (figures in
+docs/benchmarks.md). Every other route is a plain ``def`` on FastAPI's threads: search encodes a query (~20 ms) and
+ingest waits on an fsync (SQLite ``synchronous=FULL``), neither of which may block the event loop.
 
 Ingest answers 200 whenever it ran: ``stored`` counts the events written (durably, before the response) and
 ``rejected`` names the others by batch index. 207 Multi-Status is WebDAV's, with its own body format, so a plain 200
@@ -15,18 +14,20 @@ with the rejected list is the contract.
 
 import hmac
 import logging
+import os
+import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, SkipValidation, ValidationError
 from starlette.exceptions import HTTPException
 
@@ -46,7 +47,7 @@ from shoprec.serving.schemas import (
     SearchResults,
     SimilarList,
 )
-from shoprec.serving.settings import API_KEY_ENV, ServingSettings
+from shoprec.serving.settings import API_KEY_ENV, SETTINGS_ENV, ServingSettings
 from shoprec.storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,14 @@ class ReloadRequest(BaseModel):
     model_dir: Path | None = None  # default: the directory being served now
 
 
+class ReloadScheduled(BaseModel):
+    """The 202 answer of a reload with several workers: they restart one by one onto ``model_dir``."""
+
+    status: Literal["restarting"] = "restarting"
+    workers: int
+    model_dir: Path
+
+
 class Runtime:
     """What the routes share: the store, the pipeline being served (swapped whole on reload) and the event count.
 
@@ -104,24 +113,21 @@ class Runtime:
 
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(count_events=lambda: self.store.count_events())
         self.model_dir = settings.model_dir
-        self.events = 0  # events in the store: counted once at startup, then kept up to date by ingest
         self._catalog_lock = threading.Lock()
-        self._count_lock = threading.Lock()
 
     def start(self) -> None:
         self.store = Store(self.settings.database_url)
         try:
             self.pseudonymize = Pseudonymizer.from_environment()
-            self.events = self.store.count_events()
-            self.metrics.events_stored.inc(self.events)
             self.reload()
         except BaseException:
             self.store.close()
             raise
 
     def stop(self) -> None:
+        self.metrics.close()
         self.store.close()
 
     def reload(self, model_dir: Path | None = None) -> Health:
@@ -149,11 +155,6 @@ class Runtime:
         with self._catalog_lock:
             return self.pipeline.upsert_items(items)
 
-    def count_stored(self, stored: int) -> None:
-        with self._count_lock:
-            self.events += stored
-        self.metrics.events_stored.inc(stored)
-
     def health(self) -> Health:
         pipeline = self.pipeline
         return Health(
@@ -161,9 +162,15 @@ class Runtime:
             model_version=pipeline.model_version,
             model=pipeline.model_name,
             items=pipeline.n_items(),
-            events=self.events,
+            events=self.store.count_events(),
             store=self.store.describe(),
         )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of ``shoprec serve --workers N``: its settings come from $SHOPREC_SERVING_SETTINGS
+    (uvicorn starts workers from an import string, so they cannot be handed an object)."""
+    return create_app(ServingSettings.model_validate_json(os.environ[SETTINGS_ENV]))
 
 
 def reload_model(app: FastAPI, model_dir: Path | None = None) -> Health:
@@ -228,7 +235,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
         summary="Recommendations for a user",
         response_model=RecommendationList,
     )
-    def recommendations(
+    async def recommendations(
         user_id: UserId,
         k: K = 10,
         category: Annotated[
@@ -296,7 +303,6 @@ def create_app(settings: ServingSettings) -> FastAPI:
         _check_batch_size(len(batch.events), settings.max_batch, "events")
         valid, rejected = _validate_each(EventIn, batch.events)
         accepted = runtime.pipeline.ingest(valid, runtime.pseudonymize)
-        runtime.count_stored(accepted.stored)
         return EventsAccepted(
             stored=accepted.stored, rejected=sorted([*rejected, *accepted.rejected], key=lambda e: e.index)
         )
@@ -320,24 +326,42 @@ def create_app(settings: ServingSettings) -> FastAPI:
             )
         return runtime.upsert_items([item for _, item in valid])
 
-    @app.post("/v1/admin/reload", dependencies=writes, summary="Reload the model")
-    def reload(request: Annotated[ReloadRequest | None, Body()] = None) -> Health:
+    @app.post(
+        "/v1/admin/reload",
+        dependencies=writes,
+        summary="Reload the model",
+        response_model=Health,
+        responses={202: {"model": ReloadScheduled, "description": "Several workers: a rolling restart began."}},
+    )
+    def reload(request: Annotated[ReloadRequest | None, Body()] = None) -> Any:
         """Load the model directory again, or ``model_dir``, then swap it in; requests in flight finish on the old
-        model, and a directory that fails to load is a 400 while the old model keeps serving."""
+        model, and a directory that fails to load is a 400 while the old model keeps serving.
+
+        With several worker processes, each must load it: the supervisor restarts them one at a time (each new one
+        serves before its old one stops) and this answers 202 at once. They reload the directory they serve, so a
+        new ``model_dir`` is a 409 there: point that directory (a symlink) at the new model instead.
+        """
         directory = None if request is None else request.model_dir
+        if settings.workers > 1:
+            if directory is not None and directory != runtime.model_dir:
+                message = f"{settings.workers} workers serve {runtime.model_dir}: they can only reload that directory"
+                raise ApiError(409, message, "model_dir")
+            os.kill(os.getppid(), signal.SIGHUP)  # uvicorn's supervisor: a rolling restart of every worker
+            scheduled = ReloadScheduled(workers=settings.workers, model_dir=runtime.model_dir)
+            return JSONResponse(scheduled.model_dump(mode="json"), status_code=202)
         try:
             return runtime.reload(directory)
         except (ValueError, FileNotFoundError) as error:
             raise ApiError(400, f"model not reloaded: {error}", "model_dir") from None
 
-    # These two are async: they do no I/O, and probes must get an answer even when every worker thread is busy.
+    # Plain def: both count the stored events (one query), so they run on the worker threads.
     @app.get("/health", summary="Liveness, model version and counts")
-    async def health() -> Health:
+    def health() -> Health:
         return runtime.health()
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    def metrics() -> Response:
+        return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -72,6 +72,7 @@ class Pipeline:
         catalog: Catalog,
         encode_query: Callable[[str], np.ndarray],
         history_limit: int = 200,
+        revision: int = 0,
     ) -> None:
         self.model = model
         self.model_name = manifest.model
@@ -81,6 +82,7 @@ class Pipeline:
         self.history_limit = history_limit
         self._encode_query = encode_query  # (T,) unit vector of one query text from the search encoder
         self._writes = threading.Lock()  # the store and the index take item upserts in the same order
+        self._revision = revision  # the store's catalog revision that the index holds
 
     @classmethod
     def load(
@@ -107,21 +109,24 @@ class Pipeline:
         if manifest.encoder is not None:
             model_encoder = cached_encoder(encoder_config(manifest.encoder).name, cache_dir)
         catalog = Catalog(model, vocabulary, model_encoder, cached_encoder(search_encoder, cache_dir))
+        revision = store.catalog_revision()  # read first: a write landing meanwhile is read again at the next request
         catalog.upsert(store.items())
         serve_single_threaded()
         # Queries skip the disk cache: they are one short text each, and user text should not pile up on disk.
         queries = shared_encoder(search_encoder)
-        return cls(model, manifest, store, catalog, lambda text: queries.encode([text], "query")[0], history_limit)
+        return cls(
+            model, manifest, store, catalog, lambda text: queries.encode([text], "query")[0], history_limit, revision
+        )
 
     def n_items(self) -> int:
         """Servable catalog items (padding excluded)."""
-        return len(self.catalog.current) - 1
+        return len(self._index()) - 1
 
     def recommend(
         self, user_id: str, raw_user_id: str, k: int, category: str | None = None, exclude_seen: bool = True
     ) -> RecommendationList:
         """The home feed: the model's top ``k``, each with the recent history items most similar to it."""
-        index = self.catalog.current
+        index = self._index()
         user = self._user(index, user_id)
         allowed = _allowed(index, user.history if exclude_seen else None, category)
         if user.scores is None:
@@ -140,7 +145,7 @@ class Pipeline:
         is added. ``raw_user_id`` is accepted for symmetry with the other methods (the list does not echo it).
         KeyError when the catalog does not hold ``item_id``.
         """
-        index = self.catalog.current
+        index = self._index()
         seed = index.index(item_id)
         base = 0.5 * (index.unit_table @ index.unit_table[seed]) + 0.5 * (index.search @ index.search[seed])
         allowed = index.real()
@@ -172,7 +177,7 @@ class Pipeline:
         constraints ranks by popularity. With a user, relevance and their feed score, each scaled to [0, 1] over
         the allowed items, are blended 0.8 / 0.2.
         """
-        index = self.catalog.current
+        index = self._index()
         parsed = parse_query(query, index.query_categories)
         allowed = index.real()
         if parsed.min_price is not None:
@@ -212,7 +217,7 @@ class Pipeline:
         negative (the item pulled the score down); positive contributions sum to 1.
         KeyError when the catalog does not hold ``item_id``.
         """
-        index = self.catalog.current
+        index = self._index()
         target = index.index(item_id)
         user = self._user(index, user_id)
         allowed = _allowed(index, user.history, None)
@@ -236,7 +241,7 @@ class Pipeline:
         """Store every event whose item the catalog holds, in one transaction; report the others by batch
         position. Returns only after the store has made the accepted events durable.
         """
-        index = self.catalog.current
+        index = self._index()
         pseudonym = functools.cache(pseudonymize)  # a batch usually repeats a few users
         now = time.time()
         accepted: list[StoredEvent] = []
@@ -267,9 +272,26 @@ class Pipeline:
             for item in items
         ]
         with self._writes:
-            self.store.upsert_items(records)
+            revision = self.store.upsert_items(records)
             new = self.catalog.upsert(records)
+            if revision == self._revision + 1:  # no other process wrote in between: the index is at this revision
+                self._revision = revision
         return ItemsAccepted(stored=len({record.item_id for record in records}), new=new)
+
+    def _index(self) -> ItemIndex:
+        """The catalog snapshot to serve from, first brought up to the store's catalog revision: another server
+        process on the same store (``--workers``) may have added items, which must be servable here too. One
+        primary-key read per request; the items themselves are read only when the revision moved.
+        """
+        revision = self.store.catalog_revision()
+        if revision > self._revision:
+            with self._writes:
+                if revision > self._revision:
+                    changed = self.store.items(since=self._revision)
+                    if changed:
+                        self.catalog.upsert(changed)
+                    self._revision = revision  # later writes read here too are simply read again next time
+        return self.catalog.current
 
     def _user(self, index: ItemIndex, user_id: str) -> _User:
         events = self.store.history(user_id, self.history_limit)

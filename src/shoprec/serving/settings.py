@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 DATABASE_URL_ENV = "SHOPREC_DATABASE_URL"
 API_KEY_ENV = "SHOPREC_API_KEY"
 MODEL_DIR_ENV = "SHOPREC_MODEL_DIR"
+SETTINGS_ENV = "SHOPREC_SERVING_SETTINGS"  # the whole settings as JSON, handed to worker processes
 DEFAULT_DATABASE_URL = "sqlite:///runs/serve/shoprec.sqlite3"
 
 
@@ -28,6 +29,7 @@ class ServingSettings(BaseModel):
     search_encoder: Literal["e5", "minilm"] = "e5"
     cache_dir: Path = Path("runs/cache")
     history_limit: int = Field(default=200, ge=1)
+    workers: int = Field(default=1, ge=1)  # server processes sharing the port and the store (uvicorn workers)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> ServingSettings:

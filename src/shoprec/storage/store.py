@@ -4,6 +4,10 @@ SQLite is the embedded default: WAL with ``synchronous=FULL`` so that an acknowl
 and a power cut, and a busy timeout so that concurrent writers wait instead of failing. PostgreSQL keeps its default
 durability (``synchronous_commit`` on). Events get an autoincrement id, which is their arrival order; items get an
 autoincrement ``seq`` that an upsert leaves alone, so the catalog keeps its first-insertion order.
+
+Every catalog write takes the next catalog revision (a one-row counter, locked by the write until it commits) and
+stamps its items with it, so revisions commit in order: a server process that has applied revision r reads exactly
+the items changed since with ``items(since=r)``, and several processes serving one store stay in step.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 from shoprec.types import EventType
@@ -62,6 +68,13 @@ _items = Table(
     Column("price", Float),
     Column("tags", Text, nullable=False),  # JSON list
     Column("updated_at", Float, nullable=False),
+    Column("revision", Integer, nullable=False, server_default="0", index=True),  # the catalog write that set it
+)
+_catalog = Table(  # one row: the revision of the latest catalog write
+    "catalog_revision",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
 )
 _events = Table(
     "events",
@@ -153,6 +166,12 @@ class Store:
             if schema is not None:
                 connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             _metadata.create_all(connection)
+            _add_revision_column(connection)
+            connection.execute(
+                (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_catalog)
+                .values(id=1, revision=0)
+                .on_conflict_do_nothing()
+            )
 
     @property
     def backend(self) -> str:
@@ -199,11 +218,12 @@ class Store:
     def count_events(self) -> int:
         return self._count(_events)
 
-    def upsert_items(self, items: Sequence[CatalogItem]) -> None:
-        """Insert new items and replace the fields of known ones in one transaction; a known item keeps its place."""
+    def upsert_items(self, items: Sequence[CatalogItem]) -> int:
+        """Insert new items and replace the fields of known ones in one transaction; a known item keeps its place.
+        Returns the catalog revision of this write."""
         latest = {item.item_id: item for item in items}  # a repeated id in one batch: the last version wins
         if not latest:
-            return
+            return self.catalog_revision()
         updated_at = time.time()
         rows = [
             {
@@ -221,15 +241,28 @@ class Store:
         insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_items)
         statement = insert.on_conflict_do_update(
             index_elements=[_items.c.item_id],
-            set_={name: insert.excluded[name] for name in rows[0] if name != "item_id"},
+            set_={name: insert.excluded[name] for name in [*rows[0], "revision"] if name != "item_id"},
         )
         with self._engine.begin() as connection:
-            connection.execute(statement, rows)
+            # First statement of the transaction: it locks the counter row until the commit, so concurrent catalog
+            # writes (other threads, other processes) get their revisions in commit order.
+            bump = update(_catalog).where(_catalog.c.id == 1).values(revision=_catalog.c.revision + 1)
+            revision = int(connection.execute(bump.returning(_catalog.c.revision)).scalar_one())
+            connection.execute(statement, [row | {"revision": revision} for row in rows])
+        return revision
 
-    def items(self) -> list[CatalogItem]:
-        """Every item in first-insertion order."""
+    def catalog_revision(self) -> int:
+        """The revision of the latest catalog write (0 for a store that never had one): one primary-key read."""
         with self._engine.connect() as connection:
-            return [_item(row) for row in connection.execute(select(_items).order_by(_items.c.seq))]
+            return int(connection.execute(select(_catalog.c.revision).where(_catalog.c.id == 1)).scalar_one())
+
+    def items(self, since: int | None = None) -> list[CatalogItem]:
+        """Every item in first-insertion order; with ``since``, only those written after that catalog revision."""
+        query = select(_items).order_by(_items.c.seq)
+        if since is not None:
+            query = query.where(_items.c.revision > since)
+        with self._engine.connect() as connection:
+            return [_item(row) for row in connection.execute(query)]
 
     def get_item(self, item_id: str) -> CatalogItem | None:
         with self._engine.connect() as connection:
@@ -261,6 +294,16 @@ class Store:
     def _count(self, table: Table) -> int:
         with self._engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _add_revision_column(connection: Connection) -> None:
+    """Stores created before catalog revisions existed get the column and its index (their items count as
+    revision 0, which every server has read at startup)."""
+    if "revision" in {column["name"] for column in inspect(connection).get_columns("items")}:
+        return
+    connection.execute(text("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))
+    for index in _items.indexes:
+        index.create(connection)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
