@@ -78,14 +78,18 @@ def test_history_is_per_user_in_arrival_order(store: Store) -> None:
     assert store.add_events([]) == 0
 
 
-def test_history_limit_gives_the_most_recent_oldest_first(store: Store) -> None:
+def test_recent_items_are_the_latest_events_items_oldest_first(store: Store) -> None:
     store.add_events(events("alice", 10))
     store.add_events(events("bob", 10))
     store.add_events(events("alice", 5, start=10))
 
-    assert store.history("alice", limit=3) == events("alice", 3, start=12)
-    assert store.history("alice", limit=100) == events("alice", 15)
-    assert store.history("alice", limit=0) == []
+    def items(evs: list[StoredEvent]) -> list[str]:
+        return [event.item_id for event in evs]
+
+    assert store.recent_items("alice", 3) == items(events("alice", 3, start=12))
+    assert store.recent_items("alice", 100) == items(events("alice", 15))
+    assert store.recent_items("alice", 0) == []
+    assert store.recent_items("nobody", 5) == []
 
 
 def test_forget_user_deletes_only_that_user(store: Store) -> None:

@@ -294,10 +294,8 @@ class Pipeline:
         return self.catalog.current
 
     def _user(self, index: ItemIndex, user_id: str) -> _User:
-        events = self.store.history(user_id, self.history_limit)
-        history = np.array(
-            [i for event in events if (i := index.positions.get(event.item_id)) is not None], dtype=np.int64
-        )
+        recent = self.store.recent_items(user_id, self.history_limit)
+        history = np.array([i for item in recent if (i := index.positions.get(item)) is not None], dtype=np.int64)
         if len(history) == 0:
             return _User(history, None)
         vector = self.model.user_vectors(Sequences.from_lists([0], [history]), index.table)[0]
@@ -387,25 +385,25 @@ def _history_reasons(index: ItemIndex, history: np.ndarray, top: np.ndarray) -> 
     """
     recent = _recent_distinct(history, EXPLAINING_ITEMS)
     similarity = np.maximum(index.unit_table[top] @ index.unit_table[recent].T, 0.0)  # (k, h)
+    order = np.argsort(-similarity, axis=1, kind="stable")[:, :REASONS_KEPT]  # (k, kept)
+    kept = np.take_along_axis(similarity, order, axis=1)
+    shares = kept / np.maximum(kept.sum(axis=1, keepdims=True), np.finfo(kept.dtype).tiny)
+    sources = [(index.ids[i], index.title(i)) for i in recent.tolist()]
     out = []
-    for row in similarity:
-        best = [j for j in np.argsort(-row, kind="stable")[:REASONS_KEPT] if row[j] > 0]
-        total = float(row[best].sum())
-        if total == 0:  # nothing in the history points at it on its own: the history as a whole does
-            out.append([Reason(kind="history", contribution=1.0, detail="the user's history as a whole")])
-            continue
-        out.append(
-            [
-                Reason(
-                    kind="history",
-                    contribution=float(row[j] / total),
-                    item_id=index.ids[recent[j]],
-                    title=index.title(recent[j]),
-                    detail=HISTORY_DETAIL,
-                )
-                for j in best
-            ]
-        )
+    for columns, row_shares in zip(order.tolist(), shares.tolist(), strict=True):
+        reasons = [
+            Reason(
+                kind="history",
+                contribution=share,
+                item_id=sources[j][0],
+                title=sources[j][1],
+                detail=HISTORY_DETAIL,
+            )
+            for j, share in zip(columns, row_shares, strict=True)
+            if share > 0
+        ]
+        # nothing in the history points at it on its own: the history as a whole does
+        out.append(reasons or [Reason(kind="history", contribution=1.0, detail="the user's history as a whole")])
     return out
 
 
