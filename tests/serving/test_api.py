@@ -7,11 +7,13 @@ that none of them was a 500.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -154,6 +156,28 @@ def test_explain(client: TestClient, users: list[str]) -> None:
     explanation = response.json()
     assert explanation["item_id"] == top and explanation["user_id"] == users[2] and explanation["rank"] == 1
     assert explanation["reasons"] and all(r["kind"] == "history" for r in explanation["reasons"])
+
+
+def test_feed_requests_that_arrive_together_share_one_model_call(
+    app: FastAPI, client: TestClient, users: list[str]
+) -> None:
+    """Concurrent feeds are micro-batched on the event loop, and each caller still gets its own feed."""
+    paths = [f"/v1/users/{user}/recommendations?k=5" for user in users[:6]] + ["/v1/users/nobody/recommendations"]
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as concurrent:
+            return await asyncio.gather(*(concurrent.get(path) for path in paths))
+
+    before = dict(app.state.feeds.sizes)
+    together = asyncio.run(burst())
+    batches = {size: n - before.get(size, 0) for size, n in app.state.feeds.sizes.items() if n > before.get(size, 0)}
+    assert max(batches) > 1, batches
+    for path, response in zip(paths, together, strict=True):
+        alone = client.get(path)
+        assert (response.status_code, alone.status_code) == (200, 200)
+        assert [i["item_id"] for i in response.json()["items"]] == [i["item_id"] for i in alone.json()["items"]]
+        assert response.json()["user_id"] == alone.json()["user_id"]
 
 
 def test_posted_events_shape_the_very_next_feed(client: TestClient, users: list[str]) -> None:
@@ -350,7 +374,7 @@ def test_an_unexpected_error_is_a_500_envelope_without_traceback(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(app.state.runtime.pipeline, "recommend", broken)
+    monkeypatch.setattr(app.state.runtime.pipeline, "recommend_many", broken)
     response = TestClient(app, raise_server_exceptions=False).get("/v1/users/anyone/recommendations")
     body = error(response, 500)
     assert "secret" not in response.text and "Traceback" not in response.text and body["field"] is None

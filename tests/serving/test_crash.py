@@ -42,7 +42,8 @@ def free_port() -> int:
 def serving(
     model_dir: Path, url: str, cache_dir: Path, log: Path, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`shoprec serve` on a free port, healthy when this yields, killed (if still alive) when it ends."""
+    """`shoprec serve` on a free port, every worker started and healthy when this yields, killed (if still alive)
+    when it ends."""
     port = free_port()
     command = [sys.executable, "-c", "from shoprec.cli import app; app()", "serve"]
     options = ["--model-dir", model_dir, "--database-url", url, "--cache-dir", cache_dir, "--port", port]
@@ -61,7 +62,8 @@ def serving(
             assert process.poll() is None, f"server exited with {process.returncode}:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"no /health after {STARTUP_SECONDS}s:\n{log.read_text()}"
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                started = log.read_text().count("Application startup complete") >= workers
+                if started and httpx.get(f"{base}/health", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -15,7 +15,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.models.base import TrainData
 from shoprec.models.pop import Pop
 from shoprec.serving.catalog import encoder_config, levels
-from shoprec.serving.pipeline import Pipeline, top_k
+from shoprec.serving.pipeline import FeedRequest, Pipeline, top_k
 from shoprec.serving.schemas import EventIn, ItemIn, Recommended
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import CatalogItem, Store
@@ -91,6 +91,27 @@ def test_an_unknown_user_gets_the_popular_items(pipeline: Pipeline) -> None:
     assert [reason.kind for item in feed.items for reason in item.reasons] == ["popular"] * 5
     popularity = pipeline.catalog.current.popularity
     assert [item.score for item in feed.items] == sorted(popularity, reverse=True)[:5]
+
+
+def test_feeds_computed_together_equal_feeds_computed_one_by_one(pipeline: Pipeline, serving_data: Dataset) -> None:
+    """The micro-batched path (one model call for many users) answers exactly as single requests do."""
+    users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:6]]
+    requests = [
+        FeedRequest(users[0], "a", 10),
+        FeedRequest(users[1], "b", 5, category="Makeup"),
+        FeedRequest("nobody", "c", 5),  # cold start, between two users with histories
+        FeedRequest(users[2], "d", 7, exclude_seen=False),
+        *(FeedRequest(user, user, 10) for user in users[3:]),
+        FeedRequest(users[0], "a", 10),  # the same user twice in one batch
+    ]
+    together = pipeline.recommend_many(requests)
+    alone = [pipeline.recommend_many([request])[0] for request in requests]
+    for batched, single in zip(together, alone, strict=True):
+        assert [item.item_id for item in batched.items] == [item.item_id for item in single.items]
+        assert [item.reasons for item in batched.items] == [item.reasons for item in single.items]
+        np.testing.assert_allclose([i.score for i in batched.items], [i.score for i in single.items], rtol=1e-5)
+        assert (batched.user_id, batched.cold_start) == (single.user_id, single.cold_start)
+    assert [feed.cold_start for feed in together].count(True) == 1
 
 
 def test_category_filter_holds_at_any_level_in_any_case(pipeline: Pipeline, serving_data: Dataset) -> None:

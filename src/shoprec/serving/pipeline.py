@@ -54,6 +54,17 @@ _WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
+class FeedRequest:
+    """One home-feed request; ``user_id`` is pseudonymised, ``raw_user_id`` is echoed back as the caller sent it."""
+
+    user_id: str
+    raw_user_id: str
+    k: int
+    category: str | None = None
+    exclude_seen: bool = True
+
+
+@dataclass(frozen=True)
 class _User:
     """What the model makes of one user's stored history against one index snapshot."""
 
@@ -126,18 +137,30 @@ class Pipeline:
         self, user_id: str, raw_user_id: str, k: int, category: str | None = None, exclude_seen: bool = True
     ) -> RecommendationList:
         """The home feed: the model's top ``k``, each with the recent history items most similar to it."""
+        return self.recommend_many([FeedRequest(user_id, raw_user_id, k, category, exclude_seen)])[0]
+
+    def recommend_many(self, requests: Sequence[FeedRequest]) -> list[RecommendationList]:
+        """Home feeds for requests that arrived together, from one catalog snapshot and ONE model forward over all
+        their histories: for short histories the forward costs about the same for one user as for several.
+        """
         index = self._index()
-        user = self._user(index, user_id)
-        allowed = _allowed(index, user.history if exclude_seen else None, category)
+        users = self._users(index, [request.user_id for request in requests])
+        return [self._feed(index, request, user) for request, user in zip(requests, users, strict=True)]
+
+    def _feed(self, index: ItemIndex, request: FeedRequest, user: _User) -> RecommendationList:
+        allowed = _allowed(index, user.history if request.exclude_seen else None, request.category or None)
         if user.scores is None:
-            top = top_k(index.popularity, allowed, k)
+            top = top_k(index.popularity, allowed, request.k)
             items = [_recommended(index, i, index.popularity[i], [_popular()]) for i in top]
         else:
-            top = top_k(user.scores, allowed, k)
+            top = top_k(user.scores, allowed, request.k)
             reasons = _history_reasons(index, user.history, top)
             items = [_recommended(index, i, user.scores[i], r) for i, r in zip(top, reasons, strict=True)]
         return RecommendationList(
-            user_id=raw_user_id, model_version=self.model_version, cold_start=user.scores is None, items=items
+            user_id=request.raw_user_id,
+            model_version=self.model_version,
+            cold_start=user.scores is None,
+            items=items,
         )
 
     def similar(self, item_id: str, k: int, user_id: str | None = None, raw_user_id: str | None = None) -> SimilarList:
@@ -294,12 +317,21 @@ class Pipeline:
         return self.catalog.current
 
     def _user(self, index: ItemIndex, user_id: str) -> _User:
-        recent = self.store.recent_items(user_id, self.history_limit)
-        history = np.array([i for item in recent if (i := index.positions.get(item)) is not None], dtype=np.int64)
-        if len(history) == 0:
-            return _User(history, None)
-        vector = self.model.user_vectors(Sequences.from_lists([0], [history]), index.table)[0]
-        return _User(history, index.table @ vector if vector.any() else None)
+        return self._users(index, [user_id])[0]
+
+    def _users(self, index: ItemIndex, user_ids: Sequence[str]) -> list[_User]:
+        histories = []
+        for user_id in user_ids:
+            recent = self.store.recent_items(user_id, self.history_limit)
+            histories.append(
+                np.array([i for item in recent if (i := index.positions.get(item)) is not None], dtype=np.int64)
+            )
+        vectors = self.model.user_vectors(Sequences.from_lists(np.arange(len(histories)), histories), index.table)
+        scores = vectors @ index.table.T  # (users, N); a user without a usable history has a zero vector
+        return [
+            _User(history, row if vector.any() else None)
+            for history, vector, row in zip(histories, vectors, scores, strict=True)
+        ]
 
     def _personal(self, index: ItemIndex, user_id: str | None, allowed: np.ndarray, weight: float) -> np.ndarray | None:
         """(N,) ``weight`` × the user's feed score scaled to [0, 1] over ``allowed``; None without a usable user."""

@@ -1,0 +1,69 @@
+"""The event-loop micro-batcher: what arrives together runs together, each caller gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from shoprec.serving.batching import MicroBatcher
+
+
+class Doubler:
+    """Doubles numbers; refuses negative ones, failing any batch that holds one."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def __call__(self, batch: Sequence[int]) -> list[int]:
+        self.calls.append(list(batch))
+        if any(n < 0 for n in batch):
+            raise ValueError(f"negative: {min(batch)}")
+        return [2 * n for n in batch]
+
+
+def test_requests_submitted_together_share_one_call_and_get_their_own_answers() -> None:
+    run = Doubler()
+    batcher = MicroBatcher(run)
+
+    async def burst() -> list[int]:
+        return await asyncio.gather(*(batcher.submit(n) for n in range(5)))
+
+    assert asyncio.run(burst()) == [0, 2, 4, 6, 8]
+    assert run.calls == [[0, 1, 2, 3, 4]]
+    assert batcher.sizes == {5: 1}
+
+
+def test_a_lone_request_is_answered_without_waiting_for_company() -> None:
+    run = Doubler()
+    batcher = MicroBatcher(run)
+
+    async def one_after_another() -> list[int]:
+        return [await batcher.submit(n) for n in (3, 4)]
+
+    assert asyncio.run(one_after_another()) == [6, 8]
+    assert run.calls == [[3], [4]]
+
+
+def test_one_bad_request_fails_alone_and_the_rest_of_its_batch_is_answered() -> None:
+    run = Doubler()
+    batcher = MicroBatcher(run)
+
+    async def burst() -> list[int | BaseException]:
+        return await asyncio.gather(*(batcher.submit(n) for n in (1, -7, 2)), return_exceptions=True)
+
+    first, bad, last = asyncio.run(burst())
+    assert (first, last) == (2, 4)
+    assert isinstance(bad, ValueError) and "negative: -7" in str(bad)
+    assert run.calls == [[1, -7, 2], [1], [-7], [2]]
+
+
+def test_a_run_that_answers_the_wrong_number_of_requests_fails_them_instead_of_hanging() -> None:
+    batcher = MicroBatcher[int, int](lambda batch: [])
+
+    async def burst() -> list[int]:
+        return await asyncio.wait_for(asyncio.gather(batcher.submit(1), batcher.submit(2)), timeout=5)
+
+    with pytest.raises(ValueError, match="zip"):
+        asyncio.run(burst())
