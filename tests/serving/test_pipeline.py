@@ -14,8 +14,8 @@ import pytest
 from shoprec.data.dataset import Dataset
 from shoprec.models.base import TrainData
 from shoprec.models.pop import Pop
-from shoprec.serving.catalog import encoder_config, levels
-from shoprec.serving.pipeline import FeedRequest, Pipeline, top_k
+from shoprec.ranking.items import levels
+from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.serving.schemas import EventIn, ItemIn, Recommended
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import CatalogItem, Store
@@ -89,7 +89,7 @@ def test_an_unknown_user_gets_the_popular_items(pipeline: Pipeline) -> None:
     feed = pipeline.recommend("nobody", "nobody", k=5)
     assert feed.cold_start
     assert [reason.kind for item in feed.items for reason in item.reasons] == ["popular"] * 5
-    popularity = pipeline.catalog.current.popularity
+    popularity = pipeline.catalog.snapshot().popularity
     assert [item.score for item in feed.items] == sorted(popularity, reverse=True)[:5]
 
 
@@ -158,13 +158,13 @@ def test_an_item_added_through_another_server_process_is_served_here_at_once(
 
 def test_an_item_the_model_knows_keeps_its_vector_when_updated(pipeline: Pipeline) -> None:
     item = pipeline.store.items()[0]
-    index = pipeline.catalog.current.index(item.item_id)
-    row = pipeline.catalog.current.table[index].copy()
+    index = pipeline.catalog.snapshot().index(item.item_id)
+    row = pipeline.catalog.snapshot().table[index].copy()
     accepted = pipeline.upsert_items([as_input(item, price=9.5)])
     assert (accepted.stored, accepted.new) == (1, 0)
-    assert pipeline.catalog.current.index(item.item_id) == index
-    np.testing.assert_array_equal(pipeline.catalog.current.table[index], row)
-    assert pipeline.catalog.current.price(index) == 9.5
+    assert pipeline.catalog.snapshot().index(item.item_id) == index
+    np.testing.assert_array_equal(pipeline.catalog.snapshot().table[index], row)
+    assert pipeline.catalog.snapshot().price(index) == 9.5
 
 
 def test_search_keeps_to_price_bounds_and_category_words(pipeline: Pipeline) -> None:
@@ -189,8 +189,13 @@ def test_search_keeps_to_price_bounds_and_category_words(pipeline: Pipeline) -> 
 def test_a_constraint_only_query_ranks_by_popularity(pipeline: Pipeline) -> None:
     results = pipeline.search("shampoos", k=5)  # a category name and nothing else...
     assert results.parsed.categories == ["Shampoos"]
-    priced = pipeline.search("over $0", k=5)  # ...or a price bound alone; no item has a price yet
-    assert (priced.parsed.text, priced.parsed.min_price, priced.items) == ("", 0, [])
+    items = pipeline.catalog.snapshot()
+    shampoos = np.flatnonzero(items.in_categories(["Shampoos"]))
+    by_popularity = shampoos[np.lexsort((shampoos, -items.popularity[shampoos]))]  # ties: the lower index first
+    assert [item.item_id for item in results.items] == [items.ids[i] for i in by_popularity[:5]]
+    priced = pipeline.search("over $0", k=5)  # ...or a price bound alone on a catalog without prices: said so
+    assert (priced.parsed.text, priced.parsed.min_price, len(priced.items)) == ("", 0, 5)
+    assert priced.notes == ["no item here has a price, so the price bound was not applied"]
 
 
 def test_a_chinese_query_finds_english_titles(pipeline: Pipeline) -> None:
@@ -209,7 +214,7 @@ def test_personalised_search_and_similar_blend_in_the_feed(pipeline: Pipeline, s
     for item in results.items:
         assert sum(reason.contribution for reason in item.reasons) == pytest.approx(1.0)
     seed = pipeline.store.items()[0].item_id
-    similar = pipeline.similar(seed, k=5, user_id=user, raw_user_id="raw")
+    similar = pipeline.similar(seed, k=5, user_id=user)
     assert seed not in [item.item_id for item in similar.items]
     assert any(reason.kind == "history" for item in similar.items for reason in item.reasons)
 
@@ -252,7 +257,7 @@ def test_readers_see_whole_snapshots_while_items_are_added(pipeline: Pipeline, s
     for thread in readers:
         thread.join()
     assert errors == []
-    index = pipeline.catalog.current
+    index = pipeline.catalog.snapshot()
     assert len(index.ids) == len(index.table) == len(index.search) == len(index.prices) == serving_data.items.size + 10
 
 
@@ -305,29 +310,3 @@ def test_vocabulary_items_without_metadata_are_still_served(model_dir: Path, cac
     assert len(feed.items) == 3
     assert all(item.title is None for item in feed.items)
     empty.close()
-
-
-def test_only_embedding_models_load(serving_data: Dataset, tmp_path: Path, cache_dir: Path) -> None:
-    pop = Pop()
-    pop.fit(TrainData(serving_data.items.size, serving_data.sequences))
-    manifest = Manifest("pop", {}, "slice", "0" * 64, serving_data.n_items, {}, 0.0)
-    save_artifact(tmp_path / "pop", pop, serving_data.items, manifest)
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    with pytest.raises(ValueError, match="content, sasrec"):
-        Pipeline.load(tmp_path / "pop", store, cache_dir=cache_dir)
-    store.close()
-
-
-def test_encoders_resolve_from_the_name_a_manifest_records() -> None:
-    assert encoder_config("all-minilm-l6-v2@0.1.0").name == "minilm"
-    assert encoder_config("multilingual-e5-small-q4@0.3.0").name == "e5"
-    with pytest.raises(ValueError, match="unknown encoder"):
-        encoder_config("word2vec@1")
-
-
-def test_top_k_breaks_ties_towards_the_lower_index() -> None:
-    scores = np.array([9.0, 1.0, 3.0, 3.0, 3.0, 2.0])
-    allowed = np.array([False, True, True, True, True, True])
-    assert top_k(scores, allowed, 2).tolist() == [2, 3]
-    assert top_k(scores, allowed, 10).tolist() == [2, 3, 4, 5, 1]
-    assert top_k(scores, allowed, 0).tolist() == []

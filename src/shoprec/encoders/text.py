@@ -1,6 +1,6 @@
 """Sentence encoders behind one interface: texts in, L2-normalised float32 vectors out.
 
-Both models ship their weights inside a Python package, so nothing is downloaded; the hub variables are set
+The two sentence models ship their weights inside a Python package, so nothing is downloaded; the hub variables are set
 before sentence-transformers is imported so that a stray load by hub name fails at once instead of retrying.
 Models load lazily on the first ``encode`` (seconds), so building an encoder from a config is free.
 """
@@ -8,6 +8,8 @@ Models load lazily on the first ``encode`` (seconds), so building an encoder fro
 from __future__ import annotations
 
 import os
+import re
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -26,7 +28,7 @@ OnBatch = Callable[[int], None]
 
 
 class EncoderConfig(Config):
-    name: Literal["minilm", "e5"] = "minilm"
+    name: Literal["minilm", "e5", "hashing"] = "minilm"
     max_chars: int = Field(512, ge=1)  # item text cap, in characters (see item_text)
     batch_size: int = Field(64, ge=1)  # texts per forward pass
 
@@ -137,9 +139,30 @@ class E5Encoder(BatchedEncoder):
         return np.asarray(self._model.query(texts) if kind == "query" else self._model.passage(texts))
 
 
+class HashingEncoder(BatchedEncoder):
+    """A hashed bag of words and character bigrams (so Chinese text, written without spaces, has terms too): no
+    model weights and no start-up cost, exact word overlap only. For tests, tiny deployments and a baseline."""
+
+    dim = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        super().__init__(batch_size)
+        self.name = "hashed-words-bigrams@1"
+
+    def _encode_batch(self, texts: list[str], kind: Kind) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            terms = words + [word[i : i + 2] for word in words if not word.isascii() for i in range(len(word) - 1)]
+            for term in terms:
+                vectors[row, zlib.crc32(term.encode()) % self.dim] += 1.0
+        return vectors
+
+
 ENCODERS: dict[str, type[BatchedEncoder]] = {
     "minilm": MiniLMEncoder,
     "e5": E5Encoder,
+    "hashing": HashingEncoder,
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,6 +28,14 @@ class Scorer(Protocol):
     """Anything that scores all items for a batch of histories: (B, n_items), column 0 = padding."""
 
     def score(self, histories: Sequences) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Ranking(Protocol):
+    """Anything that ranks for a batch of histories itself (``shoprec.ranking``'s composed pipeline, re-rankers
+    included): (B, k) item indices best first, PADDING where fewer than ``k`` items are allowed."""
+
+    def top(self, histories: Sequences, k: int, exclude_seen: bool) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ def _settle_ties(masked: np.ndarray, candidates: np.ndarray) -> None:
 
 
 def rank(
-    model: Scorer,
+    model: Scorer | Ranking,
     histories: Sequences,
     k: int,
     chunk_size: int = 1024,
@@ -131,18 +139,21 @@ def rank(
     for start in range(0, len(histories), chunk_size):
         stop = min(start + chunk_size, len(histories))
         batch = histories.take(np.arange(start, stop))
-        scores = np.asarray(model.score(batch))
-        width = scores.shape[-1] if width is None else width
-        if scores.shape != (len(batch), width):
-            raise ValueError(f"score returned shape {scores.shape} for {len(batch)} rows; expected (B, {width})")
-        ranked[start:stop] = top_k(scores, k, batch if exclude_seen else None)
+        if isinstance(model, Ranking):
+            ranked[start:stop] = model.top(batch, k, exclude_seen)
+        else:
+            scores = np.asarray(model.score(batch))
+            width = scores.shape[-1] if width is None else width
+            if scores.shape != (len(batch), width):
+                raise ValueError(f"score returned shape {scores.shape} for {len(batch)} rows; expected (B, {width})")
+            ranked[start:stop] = top_k(scores, k, batch if exclude_seen else None)
         if on_chunk is not None:
             on_chunk(stop)
     return ranked
 
 
 def evaluate(
-    model: Scorer,
+    model: Scorer | Ranking,
     eval_set: EvalSet,
     item_popularity: np.ndarray,
     ks: tuple[int, ...] = (5, 10, 20),

@@ -41,6 +41,7 @@ class Recommender(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[Config]]
     config_file: ClassVar[str] = "config.json"
+    personalised: ClassVar[bool] = True  # False: the same ranking for every history (a list to label "popular")
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -82,6 +83,11 @@ class Recommender(ABC):
         with np.load(directory / "state.npz", allow_pickle=False) as state:
             model._restore(dict(state))
         return model
+
+    @property
+    def history_window(self) -> int | None:
+        """How many of a history's latest items ``score`` reads; None: all of them. An explanation covers these."""
+        return None
 
     @property
     def uses_item_text(self) -> bool:

@@ -18,6 +18,7 @@ class Pop(Recommender):
 
     name = "pop"
     config_class = PopConfig
+    personalised = False
 
     def __init__(self, config: PopConfig | None = None) -> None:
         super().__init__(config)

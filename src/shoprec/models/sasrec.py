@@ -97,6 +97,10 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         return self.config.item_mode != "id"
 
     @property
+    def history_window(self) -> int:
+        return self.config.max_len
+
+    @property
     def trainer_config(self) -> TrainerConfig:
         return self.config.train
 

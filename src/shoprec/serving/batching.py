@@ -1,10 +1,10 @@
 """Micro-batching on the event loop: requests that arrive together are answered by one call.
 
 A feed request is dominated by fixed per-call costs (a model forward over one short history is mostly Python and
-operator dispatch), so under load it pays to run several users through one call. No timer and no wait: the first
-request of a batch schedules the call for the next turn of the event loop, and every request that the loop
-parsed in the meantime joins it. An idle server therefore answers a lone request at once, and a busy one batches
-exactly what queued up while it was busy.
+operator dispatch), so under load it pays to run several users through one call. No timer and no wait: a batch
+starts on the next turn of the event loop with every request parsed by then, and whatever arrives while it runs
+(in a worker thread, off the loop) forms the next batch. An idle server therefore answers a lone request at once,
+and a busy one batches exactly what queued up while it was busy.
 """
 
 from __future__ import annotations
@@ -22,40 +22,47 @@ logger = logging.getLogger(__name__)
 
 class MicroBatcher(Generic[Request, Result]):
     """``await submit(request)`` returns ``run([... request ...])``'s answer for it; ``run`` must return one
-    result per request, in order. When a batch fails, each request is retried alone, so one bad request fails
-    alone and the others are still answered.
+    result per request, in order. ``run`` blocks (store reads, a model forward), so it runs in a worker thread,
+    one batch at a time: the event loop keeps accepting requests meanwhile, and those that arrive while a batch
+    runs form the next one. When a batch fails, each request is retried alone, so one bad request fails alone.
     """
 
     def __init__(self, run: Callable[[Sequence[Request]], Sequence[Result]]) -> None:
         self._run = run
         self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
+        self._drainer: asyncio.Task[None] | None = None
         self.sizes: dict[int, int] = {}  # batch size -> batches run: what batching achieved, for tests and tuning
 
     async def submit(self, request: Request) -> Result:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((request, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
         return await future
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
-        self._answer(batch)
+    async def _drain(self) -> None:
+        """Run the pending requests batch by batch until none is left. The first batch starts on the next turn of
+        the loop, so every request the loop has already parsed joins it; an idle server still answers at once."""
+        await asyncio.sleep(0)
+        while self._pending:
+            batch, self._pending = self._pending, []
+            self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
+            outcomes = await asyncio.to_thread(self._answer, [request for request, _ in batch])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # a client that went away cancelled its future
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
-    def _answer(self, batch: list[tuple[Request, asyncio.Future[Result]]]) -> None:
+    def _answer(self, requests: list[Request]) -> list[Result | Exception]:
+        """In the worker thread: the batch's results, or each request's own result or error when the batch fails."""
         try:
-            answers = list(zip(batch, self._run([request for request, _ in batch]), strict=True))
+            return list(self._run(requests))
         except Exception as error:
-            if len(batch) == 1:
-                if not batch[0][1].done():  # a client that went away cancelled its future
-                    batch[0][1].set_exception(error)
-                return
-            logger.warning("a batch of %d requests failed; answering them one by one", len(batch))
-            for item in batch:
-                self._answer([item])
-            return
-        for (_, future), result in answers:
-            if not future.done():
-                future.set_result(result)
+            if len(requests) == 1:
+                return [error]
+            logger.warning("a batch of %d requests failed; answering them one by one", len(requests))
+            return [outcome for request in requests for outcome in self._answer([request])]

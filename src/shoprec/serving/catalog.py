@@ -1,17 +1,16 @@
-"""The in-memory item index the pipeline serves from: ids, display fields and two vector tables, by dense index.
+"""The live catalog the rankings read: the model's vocabulary plus every stored item, kept in step with the store.
 
-The model's vocabulary keeps its indices 1..n (0 is padding), so the model's own item table lines up with it;
-items the model was not trained on get the indices after it and are placed by their text. Every change builds a
-new immutable ``ItemIndex`` and swaps one reference, so a request reads one consistent snapshot without locking.
+Items the model was not trained on get indices after its vocabulary and are placed by their text (when the model
+has a text side). Every change builds a new immutable ``ItemIndex`` and swaps one reference, so a request reads one
+consistent snapshot without locking. Several server processes on one store stay in step through the store's catalog
+revision: ``snapshot`` first applies whatever another process wrote.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,22 +18,11 @@ import torch
 
 from shoprec.encoders.cache import CachedEncoder
 from shoprec.encoders.item_text import item_text
-from shoprec.encoders.text import EncoderConfig, Kind, OnBatch, TextEncoder, create_encoder, normalise
-from shoprec.models.base import EmbeddingModel
-from shoprec.storage.store import CatalogItem
-from shoprec.types import PADDING, Vocabulary
-
-# Prefix of an encoder's recorded name (manifest.encoder, "name@version") -> its EncoderConfig name.
-ENCODER_PREFIXES = {"all-minilm": "minilm", "multilingual-e5": "e5"}
-LEVEL_SEPARATOR = ">"
-
-
-def encoder_config(recorded: str) -> EncoderConfig:
-    """The config that rebuilds the encoder a manifest names, so new items get vectors from the same model."""
-    for prefix, name in ENCODER_PREFIXES.items():
-        if recorded.startswith(prefix):
-            return EncoderConfig(name=name)
-    raise ValueError(f"unknown encoder {recorded!r}; known prefixes: {', '.join(ENCODER_PREFIXES)}")
+from shoprec.encoders.text import EncoderConfig, Kind, OnBatch, TextEncoder, create_encoder
+from shoprec.models.base import EmbeddingModel, Recommender
+from shoprec.ranking.items import ItemIndex, index_items, model_items
+from shoprec.storage.store import CatalogItem, Store
+from shoprec.types import Vocabulary
 
 
 class _Serialised(TextEncoder):
@@ -59,182 +47,99 @@ class _Serialised(TextEncoder):
 
 
 @functools.cache
-def shared_encoder(name: str) -> TextEncoder:
-    """One loaded model per encoder and process, however many pipelines (or tests) use it."""
-    return _Serialised(create_encoder(EncoderConfig(name=name)))
+def shared_encoder(config: EncoderConfig) -> TextEncoder:
+    """One loaded model per encoder config and process, however many pipelines (or tests) use it."""
+    return _Serialised(create_encoder(config))
 
 
-def cached_encoder(name: str, cache_dir: Path) -> CachedEncoder:
-    return CachedEncoder(shared_encoder(name), cache_dir / "encoders")
-
-
-def levels(category: str | None) -> tuple[str, ...]:
-    """The levels of a category path, stripped: "Beauty > Makeup > Nails" -> ("Beauty", "Makeup", "Nails")."""
-    if not category:
-        return ()
-    return tuple(level.strip() for level in category.split(LEVEL_SEPARATOR) if level.strip())
-
-
-@dataclass(frozen=True)
-class ItemIndex:
-    """One consistent view of the catalog; row ``i`` of every array is item index ``i`` (row 0 is padding)."""
-
-    ids: tuple[str, ...]  # ids[0] is "" (padding)
-    positions: dict[str, int]
-    items: tuple[CatalogItem | None, ...]  # None: known to the model only, no metadata in the store
-    prices: np.ndarray  # (N,) float64, NaN when unknown
-    category_codes: np.ndarray  # (N,) int64 into ``paths``; -1 without a category
-    paths: tuple[frozenset[str], ...]  # each distinct category path as its lower-cased levels
-    query_categories: tuple[str, ...]  # level names a query may name as a filter (see ``Catalog._index``)
-    table: np.ndarray  # (N, D) float32 the model's item table: user vector · row = score
-    unit_table: np.ndarray  # (N, D) rows of ``table`` at unit length, for item-item cosine
-    search: np.ndarray  # (N, T) float32 unit search-encoder vectors; zero rows for items without text
-    popularity: np.ndarray  # (N,) float32 training interaction counts; new items 0
-    n_trained: int  # vocabulary size with padding: indices from here on are new items
-    new_text: np.ndarray  # (N - n_trained, T') model-encoder vectors of the new items
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def index(self, item_id: str) -> int:
-        """The dense index of ``item_id``; KeyError when the catalog does not hold it."""
-        return self.positions[item_id]
-
-    def real(self) -> np.ndarray:
-        """(N,) bool: every item but padding, a fresh array callers may narrow in place."""
-        mask = np.ones(len(self), dtype=bool)
-        mask[PADDING] = False
-        return mask
-
-    def in_categories(self, names: Sequence[str]) -> np.ndarray:
-        """(N,) bool: items whose category path has a level equal to any of ``names`` (case-insensitive)."""
-        wanted = {name.strip().lower() for name in names}
-        codes = [code for code, path in enumerate(self.paths) if path & wanted]
-        return np.isin(self.category_codes, codes)
-
-    def title(self, index: int) -> str | None:
-        item = self.items[index]
-        return None if item is None else item.title
-
-    def category(self, index: int) -> str | None:
-        item = self.items[index]
-        return None if item is None else item.category
-
-    def price(self, index: int) -> float | None:
-        return None if np.isnan(self.prices[index]) else float(self.prices[index])
+def cached_encoder(config: EncoderConfig, cache_dir: Path) -> CachedEncoder:
+    return CachedEncoder(shared_encoder(config), cache_dir / "encoders")
 
 
 class Catalog:
-    """Holds the current ``ItemIndex``; ``upsert`` is serialised by a lock, readers just take ``current``."""
+    """Holds the current ``ItemIndex``; writes are serialised by a lock, readers take ``snapshot()``."""
 
     def __init__(
         self,
-        model: EmbeddingModel,
+        model: Recommender,
         vocabulary: Vocabulary,
-        model_encoder: TextEncoder | None,
+        store: Store,
         search_encoder: TextEncoder,
+        model_encoder: TextEncoder | None = None,
         max_chars: int = 512,
     ) -> None:
         self.model = model
-        self.vocabulary = vocabulary
-        self.model_encoder = model_encoder  # None: the model has no text side, so new items get zero rows
+        self.store = store
         self.search_encoder = search_encoder
-        self.max_chars = max_chars
+        self.model_encoder = model_encoder  # None: the model has no text side, so new items get no model vector
+        self.max_chars = max_chars  # the model's own text cut-off: new items' text is cut as in training
         self._lock = threading.Lock()
-        table = np.asarray(model.item_table(), dtype=np.float32)
-        n = vocabulary.size
-        self._current = self._index(
-            ids=("", *vocabulary.ids),
-            items=[None] * n,
-            search=np.zeros((n, search_encoder.dim), dtype=np.float32),
-            new_text=np.zeros((0, model_encoder.dim if model_encoder else 0), dtype=np.float32),
-            n_trained=n,
-            table=table,
-        )
+        search = np.zeros((vocabulary.size, search_encoder.dim), dtype=np.float32)
+        self._current = model_items(model, vocabulary.ids, search)
+        self._revision = store.catalog_revision()  # read first: a write landing meanwhile is read again later
+        self._apply(store.items())
 
-    @property
-    def current(self) -> ItemIndex:
+    def snapshot(self) -> ItemIndex:
+        """The index to serve from, first brought up to the store's catalog revision (one primary-key read; the
+        items themselves are read only when another process changed them)."""
+        revision = self.store.catalog_revision()
+        if revision > self._revision:
+            with self._lock:
+                if revision > self._revision:
+                    changed = self.store.items(since=self._revision)
+                    if changed:
+                        self._apply(changed)
+                    self._revision = revision  # later writes read here too are simply read again next time
         return self._current
 
-    def upsert(self, items: Sequence[CatalogItem]) -> int:
-        """Add or update ``items`` (the last version of a repeated id wins) and swap in the new index.
-
-        Known items keep their index and, when the model was trained on them, their trained vector; only their
-        metadata and search vector change. Returns how many of the items the model was not trained on.
-        """
-        latest = list({item.item_id: item for item in items}.values())
+    def write(self, items: Sequence[CatalogItem]) -> int:
+        """Durable in the store first, then into the index: a new item is servable as soon as this returns.
+        Returns how many of the items the model was not trained on."""
         with self._lock:
-            old = self._current
-            ids = list(old.ids)
-            for item in latest:
-                if item.item_id not in old.positions:
-                    ids.append(item.item_id)
-            positions = {item_id: i for i, item_id in enumerate(ids)}
-            rows = np.array([positions[item.item_id] for item in latest], dtype=np.int64)
-            texts = [item_text(_fields(item), self.max_chars) for item in latest]
+            revision = self.store.upsert_items(items)
+            new = self._apply(items)
+            if revision == self._revision + 1:  # no other process wrote in between: the index is at this revision
+                self._revision = revision
+        return new
 
-            records: list[CatalogItem | None] = [*old.items, *[None] * (len(ids) - len(old))]
-            for row, item in zip(rows, latest, strict=True):
-                records[row] = item
-            search = _grown(old.search, len(ids))
+    def _apply(self, items: Sequence[CatalogItem]) -> int:
+        """Add or update ``items`` (the last version of a repeated id wins) and swap in the new index. Known items
+        keep their index and their trained vector; only their metadata and search vector change."""
+        latest = list({item.item_id: item for item in items}.values())
+        old = self._current
+        ids = list(old.ids) + [item.item_id for item in latest if item.item_id not in old.positions]
+        positions = {item_id: i for i, item_id in enumerate(ids)}
+        rows = np.array([positions[item.item_id] for item in latest], dtype=np.int64)
+        texts = [item_text(_fields(item), self.max_chars) for item in latest]
+        records: list[CatalogItem | None] = [*old.items, *[None] * (len(ids) - len(old))]
+        for row, item in zip(rows.tolist(), latest, strict=True):
+            records[row] = item
+        search = _grown(old.search, len(ids))
+        if latest:
             search[rows] = self.search_encoder.encode(texts, "passage")
+        new_rows = rows >= old.n_trained
+        new_text = _grown(old.new_text, len(ids) - old.n_trained)
+        if new_rows.any() and self.model_encoder is not None:
+            new_texts = [text for text, is_new in zip(texts, new_rows, strict=True) if is_new]
+            new_text[rows[new_rows] - old.n_trained] = self.model_encoder.encode(new_texts, "passage")
+        self._current = index_items(
+            tuple(ids),
+            records,
+            table=self._table(new_text, len(ids)),
+            popularity=old.popularity[: old.n_trained],
+            search=search,
+            new_text=new_text,
+        )
+        return int(new_rows.sum())
 
-            new_rows = rows >= old.n_trained
-            new_text = _grown(old.new_text, len(ids) - old.n_trained)
-            if new_rows.any() and self.model_encoder is not None:
-                new_texts = [text for text, is_new in zip(texts, new_rows, strict=True) if is_new]
-                new_text[rows[new_rows] - old.n_trained] = self.model_encoder.encode(new_texts, "passage")
-            self._current = self._index(
-                ids=tuple(ids),
-                items=records,
-                search=search,
-                new_text=new_text,
-                n_trained=old.n_trained,
-                table=self._table(new_text, len(ids)),
-            )
-            return int(new_rows.sum())
-
-    def _table(self, new_text: np.ndarray, n: int) -> np.ndarray:
-        """The model's item table with a row per new item: placed by text, or zero when the model has no text side."""
+    def _table(self, new_text: np.ndarray, n: int) -> np.ndarray | None:
+        """The model's item table with a row per new item: placed by text, or zero when the model has no text side;
+        None for a model without item vectors."""
+        if not isinstance(self.model, EmbeddingModel):
+            return None
         if self.model_encoder is not None:
             return np.asarray(self.model.item_table(new_text), dtype=np.float32)
         return _grown(np.asarray(self.model.item_table(), dtype=np.float32), n)
-
-    def _index(
-        self,
-        ids: tuple[str, ...],
-        items: list[CatalogItem | None],
-        search: np.ndarray,
-        new_text: np.ndarray,
-        n_trained: int,
-        table: np.ndarray,
-    ) -> ItemIndex:
-        """Derive the per-index arrays. A level name that covers more than half the catalog (the root, such as
-        "Beauty" in a beauty shop) is no use as a query filter, so it is left out of ``query_categories``.
-        """
-        categories = [levels(item.category) if item is not None else () for item in items]
-        paths = list(dict.fromkeys(frozenset(level.lower() for level in path) for path in categories if path))
-        code_of = {path: code for code, path in enumerate(paths)}
-        codes = [code_of[frozenset(level.lower() for level in path)] if path else -1 for path in categories]
-        counts = Counter(level for path in categories for level in set(path))
-        popularity = np.zeros(len(ids), dtype=np.float32)
-        popularity[:n_trained] = self.model.popularity[:n_trained]
-        prices = [np.nan if item is None or item.price is None else item.price for item in items]
-        return ItemIndex(
-            ids=ids,
-            positions={item_id: i for i, item_id in enumerate(ids) if i != PADDING},
-            items=tuple(items),
-            prices=np.asarray(prices, dtype=np.float64),
-            category_codes=np.asarray(codes, dtype=np.int64),
-            paths=tuple(paths),
-            query_categories=tuple(name for name, count in counts.items() if count <= (len(ids) - 1) / 2),
-            table=table,
-            unit_table=normalise(table),
-            search=search,
-            popularity=popularity,
-            n_trained=n_trained,
-            new_text=new_text,
-        )
 
 
 def _fields(item: CatalogItem) -> dict[str, object]:

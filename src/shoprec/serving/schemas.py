@@ -6,9 +6,10 @@ and the OpenAPI page documents the same fields the tests assert on.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 from shoprec.types import EventType
 
@@ -96,6 +97,7 @@ class SearchResults(BaseModel):
     personalised: bool
     model_version: str
     items: list[Recommended]
+    notes: list[str] = Field(default_factory=list)  # what the search could not do, e.g. a price bound without prices
 
 
 class Explanation(BaseModel):
@@ -131,3 +133,31 @@ class Health(BaseModel):
     items: int
     events: int
     store: str  # backend and location, password masked
+
+
+# ---- request envelopes ----------------------------------------------------------------------------------------
+
+
+class EventBatch(Strict):
+    """``POST /v1/events``. Events are documented as ``EventIn`` but validated one by one in the route, so that one
+    bad event is reported by its index instead of sinking the whole batch."""
+
+    events: list[SkipValidation[EventIn]]
+
+
+class ItemBatch(Strict):
+    """``POST /v1/items``; items are validated one by one in the route, like events."""
+
+    items: list[SkipValidation[ItemIn]]
+
+
+class ReloadRequest(Strict):
+    model_dir: Path | None = None  # default: the directory being served now
+
+
+class ReloadScheduled(BaseModel):
+    """The 202 answer of a reload with several workers: they restart one by one onto ``model_dir``."""
+
+    status: Literal["restarting"] = "restarting"
+    workers: int
+    model_dir: Path

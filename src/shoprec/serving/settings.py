@@ -26,7 +26,7 @@ class ServingSettings(BaseModel):
     read_key_required: bool = False  # reads are open by default; True makes them need the key too
     max_batch: int = Field(default=10_000, ge=1)  # events or items per POST; more is a 413
     max_k: int = Field(default=100, ge=1)
-    search_encoder: Literal["e5", "minilm"] = "e5"
+    search_encoder: Literal["e5", "minilm", "hashing"] = "e5"
     cache_dir: Path = Path("runs/cache")
     history_limit: int = Field(default=200, ge=1)
     workers: int = Field(default=1, ge=1)  # server processes sharing the port and the store (uvicorn workers)

@@ -1,0 +1,135 @@
+"""The item view every stage ranks over: ids, display fields and vector tables by dense item index.
+
+Indices 1..n are the model's vocabulary (0 is padding), so the model's own item table lines up with it; items the
+model was not trained on (added to a live catalog) take the indices after it. An ``ItemIndex`` is immutable: a live
+catalog swaps in a new one, so a ranking reads one consistent snapshot without locking.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoprec.encoders.text import normalise
+from shoprec.models.base import EmbeddingModel, Recommender
+from shoprec.storage.store import CatalogItem
+from shoprec.types import PADDING, Sequences
+
+LEVEL_SEPARATOR = ">"
+
+
+def levels(category: str | None) -> tuple[str, ...]:
+    """The levels of a category path, stripped: "Beauty > Makeup > Nails" -> ("Beauty", "Makeup", "Nails")."""
+    if not category:
+        return ()
+    return tuple(level.strip() for level in category.split(LEVEL_SEPARATOR) if level.strip())
+
+
+@dataclass(frozen=True)
+class ItemIndex:
+    """One consistent view of the catalog; row ``i`` of every array is item index ``i`` (row 0 is padding)."""
+
+    ids: tuple[str, ...]  # ids[0] is "" (padding)
+    positions: dict[str, int]
+    items: tuple[CatalogItem | None, ...]  # None: known to the model only, no catalog record
+    prices: np.ndarray  # (N,) float64, NaN when unknown
+    category_codes: np.ndarray  # (N,) int64 into ``paths``; -1 without a category
+    paths: tuple[frozenset[str], ...]  # each distinct category path as its lower-cased levels
+    query_categories: tuple[str, ...]  # level names a query may name as a filter (see ``index_items``)
+    table: np.ndarray | None  # (N, D) float32 the model's item table (user vector · row = score); None: no vectors
+    unit_table: np.ndarray | None  # (N, D) rows of ``table`` at unit length, for item-item cosine
+    search: np.ndarray  # (N, T) float32 unit text vectors; zero rows for items without text, T = 0 without encoder
+    popularity: np.ndarray  # (N,) float32 training interaction counts; new items 0
+    n_trained: int  # vocabulary size with padding: indices from here on are items the model never saw
+    new_text: np.ndarray  # (N - n_trained, T') model-encoder vectors of the new items
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, item_id: str) -> int:
+        """The dense index of ``item_id``; KeyError when the catalog does not hold it."""
+        return self.positions[item_id]
+
+    def real(self) -> np.ndarray:
+        """(N,) bool: every item but padding, a fresh array callers may narrow in place."""
+        mask = np.ones(len(self), dtype=bool)
+        mask[PADDING] = False
+        return mask
+
+    def in_categories(self, names: Sequence[str]) -> np.ndarray:
+        """(N,) bool: items whose category path has a level equal to any of ``names`` (case-insensitive)."""
+        wanted = {name.strip().lower() for name in names}
+        codes = [code for code, path in enumerate(self.paths) if path & wanted]
+        return np.isin(self.category_codes, codes)
+
+    def title(self, index: int) -> str | None:
+        item = self.items[index]
+        return None if item is None else item.title
+
+    def category(self, index: int) -> str | None:
+        item = self.items[index]
+        return None if item is None else item.category
+
+    def price(self, index: int) -> float | None:
+        return None if np.isnan(self.prices[index]) else float(self.prices[index])
+
+
+def index_items(
+    ids: Sequence[str],
+    items: Sequence[CatalogItem | None],
+    *,
+    table: np.ndarray | None,
+    popularity: np.ndarray,
+    search: np.ndarray | None = None,
+    new_text: np.ndarray | None = None,
+    n_trained: int | None = None,
+) -> ItemIndex:
+    """Derive the per-index arrays. ``ids[0]`` is padding; ``popularity`` covers the trained items (shorter is
+    padded with zeros for new ones). A level name that covers more than half the catalog (the root, such as
+    "Beauty" in a beauty shop) is no use as a query filter, so it is left out of ``query_categories``.
+    """
+    n = len(ids)
+    n_trained = len(popularity) if n_trained is None else n_trained
+    categories = [levels(item.category) if item is not None else () for item in items]
+    paths = list(dict.fromkeys(frozenset(level.lower() for level in path) for path in categories if path))
+    code_of = {path: code for code, path in enumerate(paths)}
+    codes = [code_of[frozenset(level.lower() for level in path)] if path else -1 for path in categories]
+    counts = Counter(level for path in categories for level in set(path))
+    counted = np.zeros(n, dtype=np.float32)
+    counted[:n_trained] = popularity[:n_trained]
+    prices = [np.nan if item is None or item.price is None else item.price for item in items]
+    return ItemIndex(
+        ids=tuple(ids),
+        positions={item_id: i for i, item_id in enumerate(ids) if i != PADDING},
+        items=tuple(items),
+        prices=np.asarray(prices, dtype=np.float64),
+        category_codes=np.asarray(codes, dtype=np.int64),
+        paths=tuple(paths),
+        query_categories=tuple(name for name, count in counts.items() if count <= (n - 1) / 2),
+        table=table,
+        unit_table=None if table is None else normalise(table),
+        search=np.zeros((n, 0), dtype=np.float32) if search is None else search,
+        popularity=counted,
+        n_trained=n_trained,
+        new_text=np.zeros((n - n_trained, 0), dtype=np.float32) if new_text is None else new_text,
+    )
+
+
+def non_personal_ranking(model: Recommender) -> np.ndarray:
+    """(n_items,) the model's own ranking for an empty history (its training popularity): the cold-start list."""
+    if isinstance(model, EmbeddingModel):
+        return np.asarray(model.popularity, dtype=np.float32)
+    scores = np.asarray(model.score(Sequences.from_lists(np.zeros(1), [[]]))[0], dtype=np.float32)
+    scores[PADDING] = 0.0
+    return scores
+
+
+def model_items(model: Recommender, item_ids: Sequence[str], search: np.ndarray | None = None) -> ItemIndex:
+    """The view of a trained model's own vocabulary (``item_ids`` without padding) with no catalog records: what
+    offline evaluation ranks over, and what a live catalog starts from."""
+    n = len(item_ids) + 1
+    table = np.asarray(model.item_table(), dtype=np.float32) if isinstance(model, EmbeddingModel) else None
+    return index_items(("", *item_ids), [None] * n, table=table, popularity=non_personal_ranking(model), search=search)

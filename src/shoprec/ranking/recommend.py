@@ -1,0 +1,132 @@
+"""The composer: one ``Ranker`` runs candidates -> filters -> score -> top-k -> re-rank -> reasons, and the
+rankers shoprec answers with (feed, similar items, search) are built here from a model.
+
+``OfflineRanking`` hands a ranker to the evaluation protocol (``evaluation.protocol.Ranking``), so a served feed
+and an evaluated feed are the same code path on the same history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoprec.evaluation.protocol import top_k
+from shoprec.models.base import Recommender
+from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchReasons, SimilarReasons, occlusion
+from shoprec.ranking.items import ItemIndex
+from shoprec.ranking.stages import (
+    AllItems,
+    CandidateSource,
+    Category,
+    Filter,
+    ItemSimilarity,
+    Personalised,
+    Price,
+    ReRanker,
+    Scorer,
+    Seen,
+    SimilarTo,
+    TextRelevance,
+    model_scorer,
+)
+from shoprec.ranking.types import Ranked, Request
+from shoprec.types import PADDING, Sequences
+
+SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
+SEARCH_PERSONAL_WEIGHT = 0.2  # the same in personalised search
+FILTERS: tuple[Filter, ...] = (Seen(), Category(), Price())
+ALL_ITEMS = AllItems()
+
+
+@dataclass(frozen=True)
+class Ranker:
+    scorer: Scorer
+    candidates: CandidateSource = ALL_ITEMS
+    filters: tuple[Filter, ...] = FILTERS
+    rerankers: tuple[ReRanker, ...] = ()
+    explainer: Explainer | None = None
+
+    def rank(self, requests: Sequence[Request], items: ItemIndex) -> list[Ranked]:
+        """One ranked list per request, all scored in one call of the scorer (one model forward)."""
+        if not requests:
+            return []
+        allowed = np.stack([self.candidates.allowed(request, items) for request in requests])  # (B, N)
+        notes = [
+            tuple(note for stage in self.filters if (note := stage.apply(request, items, allowed[b])) is not None)
+            for b, request in enumerate(requests)
+        ]
+        scores = self.scorer.score(requests, items, allowed)
+        pools = [max([request.k, *(r.pool(request.k) for r in self.rerankers)]) for request in requests]
+        width = min(max(pools), len(items) - 1)
+        best = top_k(np.where(allowed, scores.total, -np.inf), width)  # (B, width), PADDING past the allowed ones
+        out = []
+        for b, request in enumerate(requests):
+            chosen = best[b][best[b] != PADDING][: pools[b]]
+            for reranker in self.rerankers:
+                chosen = reranker.rerank(request, items, chosen, scores.total[b])
+            chosen = chosen[: request.k]
+            row = scores.row(b)
+            reasons = self.explainer.explain(request, items, chosen, row) if self.explainer else ((),) * len(chosen)
+            out.append(Ranked(chosen, scores.total[b, chosen], reasons, bool(scores.personal[b]), notes[b]))
+        return out
+
+
+@dataclass(frozen=True)
+class OfflineRanking:
+    """A ranker over a fixed item view, as the evaluation protocol ranks: (B, k) item indices per history row,
+    PADDING where fewer than ``k`` items are allowed."""
+
+    ranker: Ranker
+    items: ItemIndex
+
+    def top(self, histories: Sequences, k: int, exclude_seen: bool) -> np.ndarray:
+        requests = [Request(history=row, k=k, exclude_seen=exclude_seen) for row in histories.rows()]
+        ranked = np.full((len(requests), k), PADDING, dtype=np.int64)
+        for b, result in enumerate(self.ranker.rank(requests, self.items)):
+            ranked[b, : len(result.items)] = result.items
+        return ranked
+
+
+@dataclass(frozen=True)
+class Rankers:
+    """Everything one model answers with: the feed, similar items, search and the exact explanation."""
+
+    feed: Ranker
+    similar: Ranker
+    search: Ranker
+    window: int | None  # history items the model reads (None: all), the span an explanation covers
+
+    def explain(self, request: Request, items: ItemIndex, target: int) -> tuple[Occlusion, int | None, bool]:
+        """Occlusion over the history the model reads, the target's 1-based rank among the items the feed could
+        show (None when a filter excludes it), and whether the history is personal at all."""
+        allowed = self.feed.candidates.allowed(request, items)
+        for stage in self.feed.filters:
+            stage.apply(request, items, allowed)
+        scores = self.feed.scorer.score([request], items, allowed[None])
+        row = scores.total[0]
+        rank = 1 + int(np.count_nonzero(allowed & (row > row[target]))) if allowed[target] else None
+        if not scores.personal[0]:
+            return Occlusion(float(row[target]), ()), rank, False
+        return occlusion(self.feed.scorer, request, items, target, self.window), rank, True
+
+
+def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -> Rankers:
+    """The feed, similar-items and search rankers of ``model``; search relevance comes from ``encode_query``."""
+    feed = model_scorer(model)
+    return Rankers(
+        feed=Ranker(feed, explainer=FeedReasons()),
+        similar=Ranker(
+            Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
+            candidates=SimilarTo(),
+            filters=(Category(), Price()),
+            explainer=SimilarReasons(),
+        ),
+        search=Ranker(
+            Personalised(TextRelevance(encode_query), feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
+            filters=(Category(), Price()),
+            explainer=SearchReasons(),
+        ),
+        window=model.history_window,
+    )

@@ -1,0 +1,242 @@
+"""The stage roles of a ranking and the stages shoprec ships: candidate sources, filters, scorers, re-rankers.
+
+A stage is a small object with one method; ``Ranker`` (``ranking.recommend``) runs them in order. Filters and
+candidate sources narrow an (N,) bool mask of allowed items per request; scorers score a whole batch of requests
+at once (one model forward for a micro-batch of feeds); re-rankers reorder a pool of the best allowed items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from shoprec.models.base import EmbeddingModel, Recommender
+from shoprec.ranking.items import ItemIndex
+from shoprec.ranking.types import Request, Scores
+from shoprec.types import Sequences
+
+# ---- roles ----------------------------------------------------------------------------------------------------
+
+
+class CandidateSource(Protocol):
+    def allowed(self, request: Request, items: ItemIndex) -> np.ndarray:
+        """(N,) bool: the items this ranking may return at all, a fresh array the filters narrow in place."""
+        ...
+
+
+class Filter(Protocol):
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        """Narrow ``allowed`` in place; return a note for the caller when the filter could not do its job."""
+        ...
+
+
+class Scorer(Protocol):
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        """Scores of every item for each request; ``allowed`` is (B, N) after candidates and filters."""
+        ...
+
+
+class ReRanker(Protocol):
+    def pool(self, k: int) -> int:
+        """How many of the best allowed items it needs to choose ``k`` from."""
+        ...
+
+    def rerank(self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """``pool`` (best first) reordered; ``scores`` is the (N,) total of the request's row."""
+        ...
+
+
+# ---- candidate sources ----------------------------------------------------------------------------------------
+
+
+class AllItems:
+    """Every real item (the feed and search rank the whole catalog)."""
+
+    def allowed(self, request: Request, items: ItemIndex) -> np.ndarray:
+        return items.real()
+
+
+class SimilarTo:
+    """Every item but the one the list starts from."""
+
+    def allowed(self, request: Request, items: ItemIndex) -> np.ndarray:
+        if request.seed is None:
+            raise ValueError("a similar-items ranking needs the request's seed item")
+        mask = items.real()
+        mask[request.seed] = False
+        return mask
+
+
+# ---- filters --------------------------------------------------------------------------------------------------
+
+
+class Seen:
+    """The user's whole history, however long, when the request excludes seen items (as offline evaluation does)."""
+
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        if request.exclude_seen and len(request.history):
+            allowed[request.history] = False
+        return None
+
+
+class Category:
+    """Items at or under a category level (any level of the path, any case); a search's stated categories too."""
+
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        if request.category:
+            allowed &= items.in_categories([request.category])
+        if request.categories:
+            allowed &= items.in_categories(request.categories)
+        return None
+
+
+class Price:
+    """Price bounds; an item of unknown price does not meet a bound. When no candidate has a price at all the
+    bound cannot be applied: the list is left unbounded and a note says so, instead of an empty answer.
+    """
+
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        if request.min_price is None and request.max_price is None:
+            return None
+        priced = ~np.isnan(items.prices)
+        if not (priced & allowed).any():
+            return "no item here has a price, so the price bound was not applied"
+        if request.min_price is not None:
+            allowed &= priced & (items.prices >= request.min_price)
+        if request.max_price is not None:
+            allowed &= priced & (items.prices <= request.max_price)
+        return None
+
+
+# ---- scorers --------------------------------------------------------------------------------------------------
+
+
+def histories_of(requests: Sequence[Request], below: int | None = None) -> Sequences:
+    """The requests' histories as one batch; ``below`` drops item indices a model does not know (>= below)."""
+    rows = [r.history if below is None else r.history[r.history < below] for r in requests]
+    return Sequences.from_lists(np.arange(len(rows)), rows)
+
+
+@dataclass(frozen=True)
+class EmbeddingScorer:
+    """User vector · the item table of the live catalog: items added after training are scored by their text
+    placement. A history the model can read nothing from gets the popularity ranking (not personal).
+    """
+
+    model: EmbeddingModel
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        if items.table is None:
+            raise ValueError("an embedding scorer needs the catalog's item table")
+        vectors = self.model.user_vectors(histories_of(requests), items.table)  # (B, D)
+        total = vectors @ items.table.T  # (B, N)
+        personal = vectors.any(axis=1)
+        total[~personal] = items.popularity
+        return Scores(total, {}, personal)
+
+
+@dataclass(frozen=True)
+class ModelScorer:
+    """Any registry model's ``score``: items the model was never trained on (added to a live catalog later) get
+    -inf, so they are never recommended by it (search still finds them). An empty history gets the model's own
+    non-personal ranking.
+    """
+
+    model: Recommender
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        known = self.model.score(histories_of(requests, below=items.n_trained))  # (B, n_trained)
+        total = np.full((len(requests), len(items)), -np.inf, dtype=np.float32)
+        total[:, : known.shape[1]] = known
+        usable = np.array([bool((r.history < items.n_trained).any()) for r in requests], dtype=bool)
+        return Scores(total, {}, usable & self.model.personalised)
+
+
+def model_scorer(model: Recommender) -> Scorer:
+    """The feed scorer for ``model``: through its item vectors when it has them, else through ``score``."""
+    return EmbeddingScorer(model) if isinstance(model, EmbeddingModel) else ModelScorer(model)
+
+
+def min_max(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values`` scaled so that the masked ones span [0, 1]; all zeros when they are constant or none."""
+    if not mask.any():
+        return np.zeros_like(values)
+    low, high = values[mask].min(), values[mask].max()
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
+
+
+@dataclass(frozen=True)
+class ItemSimilarity:
+    """Half model-space cosine, half text cosine to the request's seed item. A model without item vectors gives
+    its model-space half as its own ranking for a one-item history (ItemKNN: the similarity row), scaled to [0, 1].
+    """
+
+    model: Recommender
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        total = np.zeros((len(requests), len(items)), dtype=np.float32)
+        for b, request in enumerate(requests):
+            seed = request.seed
+            assert seed is not None  # SimilarTo refused the request otherwise
+            if items.unit_table is not None:
+                model_space = items.unit_table @ items.unit_table[seed]
+            elif seed < items.n_trained:
+                one = Request(history=np.array([seed]), k=request.k)
+                model_space = min_max(
+                    ModelScorer(self.model).score([one], items, allowed[b : b + 1]).total[0], allowed[b]
+                )
+            else:
+                model_space = np.zeros(len(items), dtype=np.float32)
+            total[b] = 0.5 * model_space + 0.5 * (items.search @ items.search[seed])
+        return Scores(total, {"similar": total.copy()}, np.zeros(len(requests), dtype=bool))
+
+
+@dataclass(frozen=True)
+class TextRelevance:
+    """Cosine of the query's text vector with each item's; a query that is nothing but constraints ranks by
+    popularity (scaled to [0, 1] over the allowed items)."""
+
+    encode_query: Callable[[str], np.ndarray]  # (T,) unit vector of one query text
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        total = np.zeros((len(requests), len(items)), dtype=np.float32)
+        for b, request in enumerate(requests):
+            if request.query:
+                total[b] = items.search @ self.encode_query(request.query)
+            else:
+                total[b] = min_max(items.popularity, allowed[b])
+        return Scores(total, {"query": total.copy()}, np.zeros(len(requests), dtype=bool))
+
+
+@dataclass(frozen=True)
+class Personalised:
+    """A blend: ``base`` plus ``weight`` × the user's feed score scaled to [0, 1] over the allowed items, for rows
+    whose history shapes the feed. With ``rescale_base`` the base is scaled to [0, 1] too and weighted by
+    1 - ``weight``, so the personal part is at most its weight of the score.
+    """
+
+    base: Scorer
+    feed: Scorer
+    weight: float
+    rescale_base: bool = False
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        base = self.base.score(requests, items, allowed)
+        anonymous = all(len(r.history) == 0 for r in requests)
+        if anonymous:
+            return base
+        feed = self.feed.score(requests, items, allowed)
+        total = base.total.copy()
+        personal_part = np.zeros_like(total)
+        base_parts = {name: part.copy() for name, part in base.parts.items()}
+        for b in np.flatnonzero(feed.personal):
+            personal_part[b] = self.weight * min_max(feed.total[b], allowed[b])
+            if self.rescale_base:
+                scale = 1 - self.weight
+                total[b] = scale * min_max(base.total[b], allowed[b])
+                for name, part in base_parts.items():
+                    part[b] = scale * min_max(base.parts[name][b], allowed[b])
+        return Scores(total + personal_part, {**base_parts, "personal": personal_part}, feed.personal.copy())

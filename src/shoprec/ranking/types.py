@@ -1,0 +1,65 @@
+"""What a ranking is asked and what it answers, in item indices: no HTTP schema and no raw id reaches this layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+ReasonKind = Literal["history", "query", "attribute", "similar", "popular"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One thing that drove an item's place, with its share of the score (a list's shares sum to about 1).
+
+    ``item`` is the item index the reason names (a history item, or the item a similar-items list started from).
+    """
+
+    kind: ReasonKind
+    share: float
+    item: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ranking to compute. ``history`` is the user's whole history (item indices, oldest first); an anonymous
+    request has an empty one. ``query`` and ``seed`` are read only by the stages that need them (search, similar).
+    """
+
+    history: np.ndarray
+    k: int
+    exclude_seen: bool = True
+    category: str | None = None
+    categories: tuple[str, ...] = ()  # category names a search query stated: an item must be in one of them
+    min_price: float | None = None
+    max_price: float | None = None
+    query: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A scorer's answer for a batch: ``total`` ranks; ``parts`` are named components (summing to ``total`` on the
+    allowed items) from which explainers take shares; ``personal`` says which rows the history actually shaped.
+    """
+
+    total: np.ndarray  # (B, N)
+    parts: dict[str, np.ndarray]  # name -> (B, N)
+    personal: np.ndarray  # (B,) bool
+
+    def row(self, b: int) -> Scores:
+        return Scores(self.total[b : b + 1], {n: p[b : b + 1] for n, p in self.parts.items()}, self.personal[b : b + 1])
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked list: item indices best first (at most ``k``), their scores and reasons."""
+
+    items: np.ndarray  # (n,) int64
+    scores: np.ndarray  # (n,) float
+    reasons: tuple[tuple[Reason, ...], ...]
+    personal: bool  # False: the history gave nothing to go on, so the list is not personal
+    notes: tuple[str, ...] = field(default=())  # what a filter could not do, said to the caller

@@ -1,0 +1,148 @@
+"""What routes depend on, as FastAPI dependencies: the runtime, the served pipeline, the caller's user (pseudonymised
+here and nowhere else), the API key and the limits. Tests swap any of them with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request, Response, Security
+from fastapi import Path as PathParam
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ValidationError
+
+from shoprec.serving.errors import ApiError
+from shoprec.serving.pipeline import Pipeline
+from shoprec.serving.runtime import Runtime
+from shoprec.serving.schemas import EventError
+from shoprec.serving.settings import API_KEY_ENV, ServingSettings
+
+API_KEY_HEADER = "X-API-Key"
+ID_LENGTH = 256
+K_CEILING = 1_000  # documented bound of k; the server's own max_k (a setting, at most this) is checked below
+
+M = TypeVar("M", bound=BaseModel)
+_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The server's API key.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ServingSettings:
+    return runtime.settings
+
+
+def get_pipeline(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Pipeline:
+    """The pipeline serving now; a route keeps this object to its end, so a reload never swaps it mid-request."""
+    return runtime.pipeline
+
+
+@dataclass(frozen=True)
+class User:
+    """A caller's user: ``id`` is the pseudonym everything stores and ranks by, ``raw`` is echoed back."""
+
+    id: str
+    raw: str
+
+
+def pseudonymous(runtime: Runtime, raw: str) -> User:
+    return User(runtime.pseudonymize(raw), raw)
+
+
+def path_user(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    user_id: Annotated[str, PathParam(min_length=1, max_length=ID_LENGTH, description="The caller's user id.")],
+) -> User:
+    return pseudonymous(runtime, user_id)
+
+
+def query_user(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    user_id: Annotated[
+        str | None, Query(min_length=1, max_length=ID_LENGTH, description="Personalise for this user (optional).")
+    ] = None,
+) -> User | None:
+    return None if user_id is None else pseudonymous(runtime, user_id)
+
+
+def check_key(settings: ServingSettings, given: str | None) -> None:
+    """Constant-time key check; a server without a key refuses, so a forgotten key never opens writes."""
+    if settings.api_key is None:
+        raise ApiError(401, f"this server has no API key: set {API_KEY_ENV} to enable it", API_KEY_HEADER)
+    if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+        raise ApiError(401, f"missing or wrong {API_KEY_HEADER} header", API_KEY_HEADER)
+
+
+def writer(
+    settings: Annotated[ServingSettings, Depends(get_settings)],
+    key: Annotated[str | None, Security(_key_header)],
+) -> None:
+    check_key(settings, key)
+
+
+def reader(
+    settings: Annotated[ServingSettings, Depends(get_settings)],
+    key: Annotated[str | None, Security(_key_header)],
+) -> None:
+    """Reads reveal a user's history (feed, explain): ``--require-key-for-reads`` guards them too."""
+    if settings.read_key_required:
+        check_key(settings, key)
+
+
+def bounded_k(settings: ServingSettings, k: int) -> int:
+    if k > settings.max_k:
+        raise ApiError(422, f"k: at most {settings.max_k} items per request on this server", "k")
+    return k
+
+
+def feed_k(
+    settings: Annotated[ServingSettings, Depends(get_settings)],
+    k: Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")] = 10,
+) -> int:
+    return bounded_k(settings, k)
+
+
+def similar_k(
+    settings: Annotated[ServingSettings, Depends(get_settings)],
+    k: Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")] = 5,
+) -> int:
+    return bounded_k(settings, k)
+
+
+Reads = [Depends(reader)]
+Writes = [Depends(writer)]
+
+
+def get_pseudonymize(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Callable[[str], str]:
+    """The one keyed pseudonym function: path users above and posted events' users both go through it."""
+    return runtime.pseudonymize
+
+
+def as_json(result: BaseModel) -> Response:
+    """The pipeline already built a validated response model: serialise it once, here. Returning the model would
+    make FastAPI validate it again on a second thread-pool hop (about half a millisecond per request)."""
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+def check_batch(size: int, limit: int, field: str) -> None:
+    if size > limit:
+        raise ApiError(413, f"{size:,} {field} in one request; at most {limit:,}: split the batch", field)
+
+
+def validate_each(model: type[M], raw: Sequence[Any]) -> tuple[list[tuple[int, M]], list[EventError]]:
+    """Each element validated on its own: the valid ones with their batch index, and the first error of the others."""
+    valid: list[tuple[int, M]] = []
+    rejected: list[EventError] = []
+    for index, element in enumerate(raw):
+        try:
+            valid.append((index, model.model_validate(element)))
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(map(str, first["loc"])) or "event"
+            rejected.append(EventError(index=index, field=field, message=first["msg"]))
+    return valid, rejected

@@ -1,0 +1,34 @@
+"""Plain-language search over the catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from shoprec.serving.deps import Reads, User, as_json, feed_k, get_pipeline, get_runtime, query_user
+from shoprec.serving.errors import documented
+from shoprec.serving.pipeline import Pipeline
+from shoprec.serving.runtime import Runtime
+from shoprec.serving.schemas import SearchResults
+
+router = APIRouter(tags=["search"], dependencies=Reads)
+
+
+@router.get(
+    "/v1/search",
+    summary="Search the catalog in plain language",
+    response_model=SearchResults,
+    responses=documented(401, 422, 503),
+)
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=500, description='e.g. "red nail polish under $10"')],
+    pipeline: Annotated[Pipeline, Depends(get_pipeline)],
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    k: Annotated[int, Depends(feed_k)],
+    user: Annotated[User | None, Depends(query_user)],
+) -> Response:
+    """Items matching the query's text and its price and category constraints, personalised with ``user_id``."""
+    result = pipeline.search(q, k, None if user is None else user.id)
+    runtime.metrics.items_served.labels(route="search").inc(len(result.items))
+    return as_json(result)

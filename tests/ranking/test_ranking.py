@@ -1,0 +1,89 @@
+"""The ranking pipeline on a real Beauty slice: offline it ranks exactly as the evaluation protocol does, its
+filters hold whatever the history's length, and its explanations are the scores they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shoprec.data.dataset import Dataset
+from shoprec.data.split import hold_out_last
+from shoprec.evaluation.protocol import rank
+from shoprec.models.base import TrainData
+from shoprec.models.itemknn import ItemKNN
+from shoprec.models.pop import Pop
+from shoprec.ranking.explain import occlusion
+from shoprec.ranking.items import index_items, model_items
+from shoprec.ranking.recommend import OfflineRanking, Ranker
+from shoprec.ranking.stages import ModelScorer, Price, model_scorer
+from shoprec.ranking.types import Request
+from shoprec.storage.store import CatalogItem
+from shoprec.types import Sequences
+
+
+@pytest.fixture(scope="module")
+def itemknn(beauty: Dataset) -> ItemKNN:
+    train, _ = hold_out_last(beauty.sequences)
+    model = ItemKNN()
+    model.fit(TrainData(beauty.items.size, train))
+    return model
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_offline_ranking_is_the_evaluated_ranking(itemknn: ItemKNN, beauty: Dataset, exclude_seen: bool) -> None:
+    """The composed pipeline, handed to the protocol, ranks exactly as the protocol ranks the bare model."""
+    histories = beauty.sequences.take(np.arange(300))
+    ranker = OfflineRanking(Ranker(model_scorer(itemknn)), model_items(itemknn, beauty.items.ids))
+    composed = rank(ranker, histories, 20, chunk_size=64, exclude_seen=exclude_seen)
+    bare = rank(itemknn, histories, 20, chunk_size=64, exclude_seen=exclude_seen)
+    np.testing.assert_array_equal(composed, bare)
+
+
+def test_seen_items_are_excluded_however_long_the_history(beauty: Dataset) -> None:
+    pop = Pop()
+    pop.fit(TrainData(beauty.items.size, beauty.sequences))
+    items = model_items(pop, beauty.items.ids)
+    by_popularity = np.argsort(-items.popularity, kind="stable")
+    history = np.tile(by_popularity[:300], 2)  # 600 events over the 300 most popular items, oldest first
+    ranker = Ranker(ModelScorer(pop))
+    ranked = ranker.rank([Request(history, k=10)], items)[0]
+    assert not set(ranked.items.tolist()) & set(history.tolist())
+    assert ranked.items.tolist() == by_popularity[300:310].tolist()
+    again = ranker.rank([Request(history, k=10, exclude_seen=False)], items)[0]
+    assert again.items.tolist() == by_popularity[:10].tolist()
+    assert not ranked.personal  # popularity ranks every history alike
+
+
+def test_a_price_bound_on_a_catalog_without_prices_is_said_not_applied(itemknn: ItemKNN, beauty: Dataset) -> None:
+    unpriced = model_items(itemknn, beauty.items.ids)
+    request = Request(np.zeros(0, dtype=np.int64), k=5, max_price=20.0)
+    ranker = Ranker(ModelScorer(itemknn), filters=(Price(),))
+    answer = ranker.rank([request], unpriced)[0]
+    assert len(answer.items) == 5 and answer.notes == ("no item here has a price, so the price bound was not applied",)
+    # With prices, the bound holds and nothing is said: only items 1..3 are priced, and only 1 and 3 are cheap.
+    records = [
+        None,
+        *(CatalogItem(item_id=i, price=p) for i, p in zip(beauty.items.ids[:3], (5.0, 25.0, 19.5), strict=True)),
+    ]
+    records += [None] * (beauty.items.size - len(records))
+    priced = index_items(("", *beauty.items.ids), records, table=None, popularity=unpriced.popularity)
+    bounded = ranker.rank([request], priced)[0]
+    assert sorted(bounded.items.tolist()) == [1, 3] and bounded.notes == ()
+
+
+def test_occlusion_is_the_hand_computed_score_drop(itemknn: ItemKNN, beauty: Dataset) -> None:
+    items = model_items(itemknn, beauty.items.ids)
+    history = beauty.sequences.row(int(np.flatnonzero(beauty.sequences.lengths() >= 8)[0]))
+    target = int(rank(itemknn, Sequences.from_lists([0], [history]), 1)[0, 0])
+    explained = occlusion(ModelScorer(itemknn), Request(history, k=10), items, target, window=None)
+
+    def hand_score(h: np.ndarray) -> float:
+        return float(itemknn.score(Sequences.from_lists([0], [h]))[0, target])
+
+    assert explained.score == pytest.approx(hand_score(history))
+    distinct = list(dict.fromkeys(history[::-1].tolist()))
+    drops = {item: hand_score(history) - hand_score(history[history != item]) for item in distinct}
+    positive = sum(d for d in drops.values() if d > 0)
+    assert {r.item for r in explained.reasons} == {item for item, d in drops.items() if d != 0}
+    for reason in explained.reasons:
+        assert reason.share == pytest.approx(drops[reason.item] / positive)
