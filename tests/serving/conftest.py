@@ -23,17 +23,20 @@ from shoprec.data.benchmark import read_benchmark
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import hold_out_last
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
+from shoprec.encoders.text import EncoderConfig
+from shoprec.models.artifact import Manifest, save_artifact
 from shoprec.models.base import TrainData
+from shoprec.models.registry import create_model
 from shoprec.models.sasrec import SASRec, SASRecConfig
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.catalog import shared_encoder
 from shoprec.serving.pipeline import Pipeline
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import Store
-from shoprec.training.artifact import Manifest, save_artifact
 from shoprec.training.fit import fit_model
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data"
+MODEL_ENCODER = EncoderConfig(name="minilm", max_chars=256)  # not the default cut-off: serving must read it
 SERVING_USERS = 2000
 MIN_ITEM_USERS = 10
 # Small and quick (seconds on one core); little dropout, since the slice is tiny and the text side carries
@@ -85,30 +88,38 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_dir(serving_data: Dataset, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fused SASRec on the slice (each user's last item held out for early stopping), saved as an artifact."""
-    encoder = CachedEncoder(shared_encoder("minilm"), cache_dir / "encoders")
-    vectors = encode_catalog(serving_data.catalog, encoder)
+def trained_sasrec(serving_data: Dataset, cache_dir: Path) -> SASRec:
+    """A fused SASRec on the slice with real MiniLM item vectors (each user's last item held out for early stopping)."""
+    encoder = CachedEncoder(shared_encoder(MODEL_ENCODER), cache_dir / "encoders")
+    vectors = encode_catalog(serving_data.catalog, encoder, MODEL_ENCODER.max_chars)
     train, valid = hold_out_last(serving_data.sequences)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the model is tiny; two threads on two busy cores made each step 30x slower
     try:
         model = SASRec(MODEL)
-        report = fit_model(model, TrainData(serving_data.items.size, train, valid, vectors))
+        fit_model(model, TrainData(serving_data.items.size, train, valid, vectors))
     finally:
         torch.set_num_threads(threads)
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained_sasrec: SASRec, serving_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``trained_sasrec`` saved as a model directory."""
     manifest = Manifest(
-        model=model.name,
-        options=MODEL.model_dump(),
+        model=trained_sasrec.name,
+        options=MODEL.model_dump(mode="json"),
+        run={"model": trained_sasrec.name, "options": MODEL.model_dump(mode="json")},
         data_name=serving_data.name,
-        data_fingerprint=train.fingerprint(),
+        data_fingerprint=serving_data.fingerprint(),
         n_items=serving_data.n_items,
         metrics={},
-        fit_seconds=report.seconds,
-        encoder=encoder.name,
+        fit_seconds=0.0,
+        encoder=MODEL_ENCODER,
+        encoder_name=shared_encoder(MODEL_ENCODER).name,
     )
     directory = tmp_path_factory.mktemp("model")
-    save_artifact(directory, model, serving_data.items, manifest)
+    save_artifact(directory, trained_sasrec, serving_data.items, manifest)
     return directory
 
 
@@ -148,3 +159,31 @@ def pipeline(model_dir: Path, store: Store, cache_dir: Path) -> Iterator[Pipelin
     with threadpool_limits(limits=None):  # restores the BLAS limits it found on exit
         yield Pipeline.load(model_dir, store, cache_dir=cache_dir)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def classic_dir(serving_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A registry model by name, fit on the slice (last items held out) and saved as a model directory; each
+    model is fit once per session, when a test first asks for it."""
+    train, _ = hold_out_last(serving_data.sequences)
+    directories: dict[str, Path] = {}
+
+    def fitted(name: str) -> Path:
+        if name not in directories:
+            model = create_model(name, {"factors": 16, "iterations": 3} if name == "als" else {})
+            model.fit(TrainData(serving_data.items.size, train))
+            manifest = Manifest(
+                model=name,
+                options=model.config.model_dump(mode="json"),
+                run={"model": name},
+                data_name=serving_data.name,
+                data_fingerprint=serving_data.fingerprint(),
+                n_items=serving_data.n_items,
+                metrics={},
+                fit_seconds=0.0,
+            )
+            directories[name] = tmp_path_factory.mktemp(name)
+            save_artifact(directories[name], model, serving_data.items, manifest)
+        return directories[name]
+
+    return fitted

@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 
 from shoprec.data.dataset import Dataset
-from shoprec.models.base import TrainData
-from shoprec.models.pop import Pop
 from shoprec.ranking.items import levels
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.serving.schemas import EventIn, ItemIn, Recommended
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import CatalogItem, Store
-from shoprec.training.artifact import Manifest, save_artifact
 from shoprec.types import EventType
 
 NEW = "NEW-ITEM"

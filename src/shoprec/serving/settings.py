@@ -28,7 +28,6 @@ class ServingSettings(BaseModel):
     max_k: int = Field(default=100, ge=1)
     search_encoder: Literal["e5", "minilm", "hashing"] = "e5"
     cache_dir: Path = Path("runs/cache")
-    history_limit: int = Field(default=200, ge=1)
     workers: int = Field(default=1, ge=1)  # server processes sharing the port and the store (uvicorn workers)
 
     @classmethod
