@@ -1,14 +1,21 @@
-"""Shared fixtures: small real slices of the shipped data, and a throwaway pseudonym key."""
+"""Shared fixtures: small real slices of the shipped data, a throwaway pseudonym key, and a PostgreSQL server."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import tempfile
+import uuid
+import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
 
 from shoprec.data.benchmark import read_benchmark
 from shoprec.data.dataset import Dataset
@@ -19,6 +26,7 @@ from shoprec.privacy.pseudonym import Pseudonymizer
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "data"
 TEST_KEY = bytes.fromhex("00112233445566778899aabbccddeeff" * 2)
+TEST_DATABASE_URL_ENV = "SHOPREC_TEST_DATABASE_URL"
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +81,61 @@ def beauty_item_vectors(beauty: Dataset) -> np.ndarray:
         for word in re.findall(r"\w+", text.lower()):
             vectors[row, zlib.crc32(word.encode()) % 384] += 1.0
     return normalise(vectors)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Engine]:
+    """An autocommit engine on a PostgreSQL server's maintenance database: $SHOPREC_TEST_DATABASE_URL, or else a
+    throwaway server that pgserver (a dev dependency) starts for the session and stops afterwards.
+
+    Never a skip: a suite that quietly dropped its PostgreSQL cases would pass with a broken backend.
+    """
+    if url := os.environ.get(TEST_DATABASE_URL_ENV):
+        yield _admin_engine(make_url(url), f"${TEST_DATABASE_URL_ENV}")
+        return
+    parent = Path(tempfile.mkdtemp(prefix="shoprec-pg-"))  # under /tmp: as root pgserver opens up every parent
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns on import when $XDG_RUNTIME_DIR is unset
+            import pgserver
+        server = pgserver.get_server(parent / "data", cleanup_mode="stop")
+    except Exception as error:
+        shutil.rmtree(parent, ignore_errors=True)
+        pytest.fail(
+            f"could not start a throwaway PostgreSQL with pgserver ({type(error).__name__}: {error}); "
+            f"install the dev extras (pip install -e '.[dev]') or set ${TEST_DATABASE_URL_ENV}",
+            pytrace=False,
+        )
+    # pgserver gives a libpq URI whose host is the Unix socket's directory (?host=/tmp/...): the same URL for our
+    # driver, without the empty password it spells out.
+    engine = _admin_engine(make_url(server.get_uri()).set(drivername="postgresql+psycopg", password=None), "pgserver")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _admin_engine(url: URL, source: str) -> Engine:
+    """An autocommit engine (CREATE DATABASE cannot run in a transaction), checked to answer before any test uses
+    it; a server that does not fails the test that asked, naming where its URL came from."""
+    engine = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as error:
+        engine.dispose()
+        pytest.fail(f"PostgreSQL from {source} does not answer: {error}", pytrace=False)
+    return engine
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Engine) -> Iterator[str]:
+    """The URL of a fresh, empty database on the test server, dropped (connections and all) after the test."""
+    name = f"shoprec_test_{uuid.uuid4().hex}"
+    with postgres_server.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.set(database=name).render_as_string(hide_password=False)
+    with postgres_server.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,9 +1,13 @@
 """One narrow store for events and catalog items on SQLAlchemy Core, backend chosen by URL.
 
 SQLite is the embedded default: WAL with ``synchronous=FULL`` so that an acknowledged write survives a killed process
-and a power cut, and a busy timeout so that concurrent writers wait instead of failing. PostgreSQL keeps its default
-durability (``synchronous_commit`` on). Events get an autoincrement id, which is their arrival order; items get an
-autoincrement ``seq`` that an upsert leaves alone, so the catalog keeps its first-insertion order.
+and a power cut. PostgreSQL connections set ``synchronous_commit=on`` themselves, whatever the server's default. A
+writer that finds the store locked waits up to the busy timeout, then gets ``StoreBusy`` (never a driver error), so
+the API can answer "try again" instead of failing.
+
+A user's history is ordered by event time: the event's ``timestamp``, or when it was received if it has none; ties
+keep arrival order (the autoincrement id). Items get an autoincrement ``seq`` that an upsert leaves alone, so the
+catalog keeps its first-insertion order.
 
 Every catalog write takes the next catalog revision (a one-row counter, locked by the write until it commits) and
 stamps its items with it, so revisions commit in order: a server process that has applied revision r reads exactly
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +47,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.schema import CreateIndex
 
 from shoprec.types import EventType
 
@@ -53,8 +61,16 @@ _DRIVERS = {
 }
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _IN_CHUNK = 500  # ids per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
-_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_BUSY_TIMEOUT_S = 5.0  # how long a write waits for a lock (or a pooled connection) before StoreBusy
 POOL_SIZE = 40  # FastAPI's worker threads
+_SQLITE_CONTENTION = {sqlite3.SQLITE_BUSY: "database is locked", sqlite3.SQLITE_LOCKED: "table is locked"}
+_POSTGRES_CONTENTION = {  # SQLSTATEs that say "others hold what this needs; retry later", not "this is wrong"
+    "55P03": "lock timeout",
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "53300": "too many connections",
+}
+_SQLITE_SYNCHRONOUS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 
 _metadata = MetaData()
 _items = Table(
@@ -88,17 +104,21 @@ _events = Table(
     Column("timestamp", Float),
     Column("received_at", Float, nullable=False),
 )
-Index("ix_events_user_id_id", _events.c.user_id, _events.c.id)
+_HISTORY_ORDER = (func.coalesce(_events.c.timestamp, _events.c.received_at), _events.c.id)  # event time, then arrival
+_HISTORY_INDEX = Index("ix_events_user_time", _events.c.user_id, *_HISTORY_ORDER)  # serves both reads below, in order
+_OLD_HISTORY_INDEX = "ix_events_user_id_id"  # arrival order only; stores made before event time ordered histories
 
-# The two reads of every served request, built once: building a statement and its cache key costs more than
-# SQLite takes to run it (a third of the store's time per request, measured).
+# The reads of every served request, built once: building a statement and its cache key costs more than SQLite
+# takes to run it (a third of the store's time per request, measured).
 _REVISION = select(_catalog.c.revision).where(_catalog.c.id == 1)
-_RECENT_ITEMS = (
-    select(_events.c.item_id)
-    .where(_events.c.user_id == bindparam("user_id"))
-    .order_by(_events.c.id.desc())
-    .limit(bindparam("limit"))
-)
+_USER_ITEMS = select(_events.c.item_id).where(_events.c.user_id == bindparam("user_id"))
+_ALL_ITEMS = _USER_ITEMS.order_by(*_HISTORY_ORDER)
+_RECENT_ITEMS = _USER_ITEMS.order_by(*(column.desc() for column in _HISTORY_ORDER)).limit(bindparam("limit"))
+
+
+class StoreBusy(Exception):  # noqa: N818 - the name callers catch; it is a condition to retry, not a fault
+    """Other writers held the store (or every connection) for the whole busy timeout; nothing of the failed call
+    was stored, and the same call can be retried later."""
 
 
 @dataclass(frozen=True)
@@ -143,11 +163,14 @@ class Store:
 
     ``schema`` (PostgreSQL only) puts the tables in that schema, created if missing, by setting ``search_path`` on
     each connection: it lets tests, or several deployments, share one server without seeing each other's data.
+    ``busy_timeout`` (seconds) bounds how long a call waits for a lock or a free pooled connection before it
+    raises ``StoreBusy``.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         parsed = _parse(url)
-        self._url = parsed
+        if not busy_timeout > 0:
+            raise ValueError(f"busy_timeout must be a positive number of seconds: {busy_timeout!r}")
         self._backend = _DRIVERS[parsed.drivername]
         connect_args: dict[str, Any] = {}
         if self._backend == "sqlite":
@@ -157,41 +180,50 @@ class Store:
                 raise ValueError(f"SQLite needs a file path (an in-memory database would lose every event): {url!r}")
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args["check_same_thread"] = False  # the pool hands a connection to whichever thread asks
-        elif schema is not None:
-            if not _SCHEMA_NAME.fullmatch(schema):
+            connect_args["timeout"] = busy_timeout  # sqlite3's busy handler: wait for the writer's lock this long
+        else:
+            if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
                 raise ValueError(f"schema must be a plain SQL identifier: {schema!r}")
-            connect_args["options"] = f"-csearch_path={schema}"
+            connect_args["options"] = _postgres_options(schema, busy_timeout)
         # One pooled connection per concurrent thread (the API runs up to 40), reused across requests: opening one
-        # costs three PRAGMAs on SQLite. A local file cannot drop a connection, so only PostgreSQL pings on checkout.
+        # costs two PRAGMAs on SQLite. A local file cannot drop a connection, so only PostgreSQL pings on checkout.
         sqlite_file = self._backend == "sqlite"
         self._engine = create_engine(
             parsed,
             pool_size=POOL_SIZE,
             max_overflow=0 if sqlite_file else POOL_SIZE,
+            pool_timeout=busy_timeout,
             pool_pre_ping=not sqlite_file,
             connect_args=connect_args,
         )
         if self._backend == "sqlite":
             event.listen(self._engine, "connect", _sqlite_pragmas)
-        with self._engine.begin() as connection:
+        with self._connect(write=True) as connection:
             if schema is not None:
                 connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             _metadata.create_all(connection)
-            _add_revision_column(connection)
+            _upgrade(connection)
             connection.execute(
                 (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_catalog)
                 .values(id=1, revision=0)
                 .on_conflict_do_nothing()
             )
 
-    @property
-    def backend(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
+    def describe(self) -> str:
+        """The backend, ``"sqlite"`` or ``"postgresql"``: all that health checks and logs show (a file path, host
+        or user name would tell a stranger where the data lives)."""
         return self._backend
 
-    def describe(self) -> str:
-        """The URL with any password masked, safe for logs and health checks."""
-        return self._url.render_as_string(hide_password=True)
+    def durability(self) -> dict[str, str]:
+        """The settings that make an acknowledged write survive a crash, read back through a pooled connection:
+        ``journal_mode`` and ``synchronous`` on SQLite, ``synchronous_commit`` and ``fsync`` on PostgreSQL."""
+        with self._connect() as connection:
+            if self._backend == "sqlite":
+                mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar_one()
+                synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+                return {"journal_mode": str(mode), "synchronous": _SQLITE_SYNCHRONOUS[int(synchronous)]}
+            settings = ("synchronous_commit", "fsync")
+            return {name: str(connection.exec_driver_sql(f"SHOW {name}").scalar_one()) for name in settings}
 
     def add_events(self, events: Sequence[StoredEvent]) -> int:
         """Append events in one transaction; when this returns they are durable. Returns how many were stored."""
@@ -208,7 +240,7 @@ class Store:
             }
             for e in events
         ]
-        with self._engine.begin() as connection:
+        with self._connect(write=True) as connection:
             connection.execute(_events.insert(), rows)
         return len(rows)
 
@@ -217,16 +249,18 @@ class Store:
         query = (
             select(_events.c.user_id, _events.c.item_id, _events.c.type, _events.c.timestamp)
             .where(_events.c.user_id == user_id)
-            .order_by(_events.c.id)
+            .order_by(*_HISTORY_ORDER)
         )
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(query).all()
         return [StoredEvent(row.user_id, row.item_id, EventType(row.type), row.timestamp) for row in rows]
 
-    def recent_items(self, user_id: str, limit: int) -> list[str]:
-        """The items of the user's ``limit`` most recent events, oldest first: what the model reads (one indexed
-        query, no event objects)."""
-        with self._engine.connect() as connection:
+    def recent_items(self, user_id: str, limit: int | None) -> list[str]:
+        """The items of the user's ``limit`` most recent events (``None``: every event), oldest first: what the
+        model reads and what "seen" means. One indexed query, no event objects."""
+        with self._connect() as connection:
+            if limit is None:
+                return list(connection.scalars(_ALL_ITEMS, {"user_id": user_id}))
             rows = connection.execute(_RECENT_ITEMS, {"user_id": user_id, "limit": max(limit, 0)}).all()
         return [row.item_id for row in reversed(rows)]
 
@@ -258,7 +292,7 @@ class Store:
             index_elements=[_items.c.item_id],
             set_={name: insert.excluded[name] for name in [*rows[0], "revision"] if name != "item_id"},
         )
-        with self._engine.begin() as connection:
+        with self._connect(write=True) as connection:
             # First statement of the transaction: it locks the counter row until the commit, so concurrent catalog
             # writes (other threads, other processes) get their revisions in commit order.
             bump = update(_catalog).where(_catalog.c.id == 1).values(revision=_catalog.c.revision + 1)
@@ -268,7 +302,7 @@ class Store:
 
     def catalog_revision(self) -> int:
         """The revision of the latest catalog write (0 for a store that never had one): one primary-key read."""
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return int(connection.execute(_REVISION).scalar_one())
 
     def items(self, since: int | None = None) -> list[CatalogItem]:
@@ -276,11 +310,11 @@ class Store:
         query = select(_items).order_by(_items.c.seq)
         if since is not None:
             query = query.where(_items.c.revision > since)
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return [_item(row) for row in connection.execute(query)]
 
     def get_item(self, item_id: str) -> CatalogItem | None:
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             row = connection.execute(select(_items).where(_items.c.item_id == item_id)).first()
         return None if row is None else _item(row)
 
@@ -288,7 +322,7 @@ class Store:
         """Which of ``item_ids`` are in the catalog, asking in chunks so that any number of ids fits."""
         wanted = list(dict.fromkeys(item_ids))
         known: set[str] = set()
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             for start in range(0, len(wanted), _IN_CHUNK):
                 chunk = wanted[start : start + _IN_CHUNK]
                 known.update(connection.scalars(select(_items.c.item_id).where(_items.c.item_id.in_(chunk))))
@@ -299,35 +333,67 @@ class Store:
 
     def forget_user(self, user_id: str) -> int:
         """Delete every event of the user (a privacy request); returns how many were deleted."""
-        with self._engine.begin() as connection:
+        with self._connect(write=True) as connection:
             return connection.execute(delete(_events).where(_events.c.user_id == user_id)).rowcount
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
 
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[Connection]:
+        """A pooled connection, in one committed transaction when ``write``; lock contention that outlasts the busy
+        timeout leaves as ``StoreBusy`` (the transaction rolled back)."""
+        try:
+            with self._engine.begin() if write else self._engine.connect() as connection:
+                yield connection
+        except PoolTimeout as error:
+            raise StoreBusy(f"{self._backend} store busy: no free connection") from error
+        except DBAPIError as error:
+            reason = _contention(error)
+            if reason is None:
+                raise
+            raise StoreBusy(f"{self._backend} store busy: {reason}") from error
+
     def _count(self, table: Table) -> int:
-        with self._engine.connect() as connection:
+        with self._connect() as connection:
             return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def _add_revision_column(connection: Connection) -> None:
-    """Stores created before catalog revisions existed get the column and its index (their items count as
-    revision 0, which every server has read at startup)."""
-    if "revision" in {column["name"] for column in inspect(connection).get_columns("items")}:
-        return
-    connection.execute(text("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))
-    for index in _items.indexes:
-        index.create(connection)
+def _upgrade(connection: Connection) -> None:
+    """Bring a store made by an older version up to date. Stores from before catalog revisions get the column and
+    its index (their items count as revision 0, which every server has read at startup); stores from before event
+    time ordered histories get the history index in place of the arrival-order one."""
+    if "revision" not in {column["name"] for column in inspect(connection).get_columns("items")}:
+        connection.execute(text("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))
+        for index in _items.indexes:
+            index.create(connection)
+    connection.execute(CreateIndex(_HISTORY_INDEX, if_not_exists=True))
+    connection.execute(text(f"DROP INDEX IF EXISTS {_OLD_HISTORY_INDEX}"))
+
+
+def _postgres_options(schema: str | None, busy_timeout: float) -> str:
+    """Per-connection settings: commits wait for the WAL flush whatever the server's default, lock waits give up
+    after the busy timeout, and ``schema`` (when given) is where the tables live."""
+    options = f"-csynchronous_commit=on -clock_timeout={round(busy_timeout * 1000)}"
+    return options if schema is None else f"{options} -csearch_path={schema}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Durable commits (fsync of the WAL at each commit), readers that never block the writer, and waiting on locks."""
+    """Durable commits (fsync of the WAL at each commit) and readers that never block the writer."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _contention(error: DBAPIError) -> str | None:
+    """Why the database refused for now (locked, out of connections, a conflict to retry), or None if it is not
+    contention."""
+    cause = error.orig
+    if isinstance(cause, sqlite3.Error):
+        return _SQLITE_CONTENTION.get(cause.sqlite_errorcode & 0xFF)  # the primary code, without extended bits
+    return _POSTGRES_CONTENTION.get(str(getattr(cause, "sqlstate", "")))
 
 
 def _item(row: Any) -> CatalogItem:
