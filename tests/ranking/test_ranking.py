@@ -15,8 +15,9 @@ from shoprec.models.pop import Pop
 from shoprec.ranking.explain import occlusion
 from shoprec.ranking.items import index_items, model_items
 from shoprec.ranking.recommend import OfflineRanking, Ranker
+from shoprec.ranking.rerank import MMR
 from shoprec.ranking.stages import ModelScorer, Price, model_scorer
-from shoprec.ranking.types import Request
+from shoprec.ranking.types import Ranked, Request
 from shoprec.storage.store import CatalogItem
 from shoprec.types import Sequences
 
@@ -87,3 +88,27 @@ def test_occlusion_is_the_hand_computed_score_drop(itemknn: ItemKNN, beauty: Dat
     assert {r.item for r in explained.reasons} == {item for item, d in drops.items() if d != 0}
     for reason in explained.reasons:
         assert reason.share == pytest.approx(drops[reason.item] / positive)
+
+
+def test_mmr_at_zero_keeps_the_order_and_above_zero_diversifies(
+    itemknn: ItemKNN, beauty: Dataset, beauty_item_vectors: np.ndarray
+) -> None:
+    """ItemKNN has no item vectors, so MMR measures similarity in the text space."""
+    items = model_items(itemknn, beauty.items.ids, search=beauty_item_vectors)
+    rows = np.flatnonzero(beauty.sequences.lengths() >= 5)[:50]
+    requests = [Request(beauty.sequences.row(int(r)), k=10) for r in rows]
+    plain = Ranker(ModelScorer(itemknn)).rank(requests, items)
+    same = Ranker(ModelScorer(itemknn), rerankers=(MMR(0.0),)).rank(requests, items)
+    varied = Ranker(ModelScorer(itemknn), rerankers=(MMR(0.5),)).rank(requests, items)
+
+    def mean_similarity(lists: list[Ranked]) -> float:
+        pairs = [beauty_item_vectors[r.items] @ beauty_item_vectors[r.items].T for r in lists]
+        return float(np.mean([(p.sum() - np.trace(p)) / (len(p) * (len(p) - 1)) for p in pairs]))
+
+    assert [r.items.tolist() for r in same] == [r.items.tolist() for r in plain]
+    assert mean_similarity(varied) < mean_similarity(plain) - 0.05
+    for request, before, after in zip(requests, plain, varied, strict=True):
+        assert after.items[0] == before.items[0]  # the most relevant item still leads
+        assert len(after.items) == 10 and not set(after.items.tolist()) & set(request.history.tolist())
+    with pytest.raises(ValueError, match="diversity"):
+        MMR(1.5)

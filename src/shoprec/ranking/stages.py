@@ -133,7 +133,7 @@ class EmbeddingScorer:
             raise ValueError("an embedding scorer needs the catalog's item table")
         vectors = self.model.user_vectors(histories_of(requests), items.table)  # (B, D)
         total = vectors @ items.table.T  # (B, N)
-        personal = vectors.any(axis=1)
+        personal = np.asarray(vectors.any(axis=1), dtype=bool)
         total[~personal] = items.popularity
         return Scores(total, {}, personal)
 
@@ -152,7 +152,7 @@ class ModelScorer:
         total = np.full((len(requests), len(items)), -np.inf, dtype=np.float32)
         total[:, : known.shape[1]] = known
         usable = np.array([bool((r.history < items.n_trained).any()) for r in requests], dtype=bool)
-        return Scores(total, {}, usable & self.model.personalised)
+        return Scores(total, {}, usable if self.model.personalised else np.zeros_like(usable))
 
 
 def model_scorer(model: Recommender) -> Scorer:

@@ -76,7 +76,7 @@ class Pipeline:
         only once the catalog is encoded: a cold cache then encodes on every core.
         """
         model, vocabulary, manifest = load_artifact(model_dir)
-        search = EncoderConfig(name=search_encoder)  # type: ignore[arg-type]  # settings validated the name
+        search = EncoderConfig.model_validate({"name": search_encoder})
         model_encoder = None if manifest.encoder is None else cached_encoder(manifest.encoder, cache_dir)
         max_chars = 512 if manifest.encoder is None else manifest.encoder.max_chars
         catalog = Catalog(model, vocabulary, store, cached_encoder(search, cache_dir), model_encoder, max_chars)
