@@ -23,6 +23,8 @@ from shoprec.data.benchmark import read_benchmark
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import hold_out_last
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
+from shoprec.encoders.text import EncoderConfig
+from shoprec.models.artifact import Manifest, save_artifact
 from shoprec.models.base import TrainData
 from shoprec.models.sasrec import SASRec, SASRecConfig
 from shoprec.privacy.pseudonym import Pseudonymizer
@@ -30,7 +32,6 @@ from shoprec.serving.catalog import shared_encoder
 from shoprec.serving.pipeline import Pipeline
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import Store
-from shoprec.training.artifact import Manifest, save_artifact
 from shoprec.training.fit import fit_model
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data"
@@ -99,13 +100,15 @@ def model_dir(serving_data: Dataset, cache_dir: Path, tmp_path_factory: pytest.T
         torch.set_num_threads(threads)
     manifest = Manifest(
         model=model.name,
-        options=MODEL.model_dump(),
+        options=MODEL.model_dump(mode="json"),
         data_name=serving_data.name,
-        data_fingerprint=train.fingerprint(),
+        run={"model": model.name, "options": MODEL.model_dump(mode="json")},
+        data_fingerprint=serving_data.fingerprint(),
         n_items=serving_data.n_items,
         metrics={},
         fit_seconds=report.seconds,
-        encoder=encoder.name,
+        encoder=EncoderConfig(name="minilm"),
+        encoder_name=encoder.name,
     )
     directory = tmp_path_factory.mktemp("model")
     save_artifact(directory, model, serving_data.items, manifest)

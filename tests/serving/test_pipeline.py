@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from shoprec.data.dataset import Dataset
+from shoprec.models.artifact import Manifest, save_artifact
 from shoprec.models.base import TrainData
 from shoprec.models.pop import Pop
-from shoprec.serving.catalog import encoder_config, levels
+from shoprec.serving.catalog import levels
 from shoprec.serving.pipeline import FeedRequest, Pipeline, top_k
 from shoprec.serving.schemas import EventIn, ItemIn, Recommended
 from shoprec.serving.seed import seed_store
 from shoprec.storage.store import CatalogItem, Store
-from shoprec.training.artifact import Manifest, save_artifact
 from shoprec.types import EventType
 
 NEW = "NEW-ITEM"
@@ -310,19 +310,21 @@ def test_vocabulary_items_without_metadata_are_still_served(model_dir: Path, cac
 def test_only_embedding_models_load(serving_data: Dataset, tmp_path: Path, cache_dir: Path) -> None:
     pop = Pop()
     pop.fit(TrainData(serving_data.items.size, serving_data.sequences))
-    manifest = Manifest("pop", {}, "slice", "0" * 64, serving_data.n_items, {}, 0.0)
+    manifest = Manifest(
+        model="pop",
+        options={},
+        run={},
+        data_name="slice",
+        data_fingerprint="0" * 64,
+        n_items=serving_data.n_items,
+        metrics={},
+        fit_seconds=0.0,
+    )
     save_artifact(tmp_path / "pop", pop, serving_data.items, manifest)
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     with pytest.raises(ValueError, match="content, sasrec"):
         Pipeline.load(tmp_path / "pop", store, cache_dir=cache_dir)
     store.close()
-
-
-def test_encoders_resolve_from_the_name_a_manifest_records() -> None:
-    assert encoder_config("all-minilm-l6-v2@0.1.0").name == "minilm"
-    assert encoder_config("multilingual-e5-small-q4@0.3.0").name == "e5"
-    with pytest.raises(ValueError, match="unknown encoder"):
-        encoder_config("word2vec@1")
 
 
 def test_top_k_breaks_ties_towards_the_lower_index() -> None:

@@ -24,17 +24,7 @@ from shoprec.models.base import EmbeddingModel
 from shoprec.storage.store import CatalogItem
 from shoprec.types import PADDING, Vocabulary
 
-# Prefix of an encoder's recorded name (manifest.encoder, "name@version") -> its EncoderConfig name.
-ENCODER_PREFIXES = {"all-minilm": "minilm", "multilingual-e5": "e5"}
 LEVEL_SEPARATOR = ">"
-
-
-def encoder_config(recorded: str) -> EncoderConfig:
-    """The config that rebuilds the encoder a manifest names, so new items get vectors from the same model."""
-    for prefix, name in ENCODER_PREFIXES.items():
-        if recorded.startswith(prefix):
-            return EncoderConfig(name=name)
-    raise ValueError(f"unknown encoder {recorded!r}; known prefixes: {', '.join(ENCODER_PREFIXES)}")
 
 
 class _Serialised(TextEncoder):
@@ -133,13 +123,20 @@ class Catalog:
         vocabulary: Vocabulary,
         model_encoder: TextEncoder | None,
         search_encoder: TextEncoder,
+        model_encoder_config: EncoderConfig | None,
         max_chars: int = 512,
     ) -> None:
+        if (model_encoder is None) != (model_encoder_config is None):
+            raise ValueError(
+                "the model encoder comes with the config its item vectors were made with (manifest.encoder)"
+            )
         self.model = model
         self.vocabulary = vocabulary
         self.model_encoder = model_encoder  # None: the model has no text side, so new items get zero rows
         self.search_encoder = search_encoder
-        self.max_chars = max_chars
+        # New items' text is capped as training capped it (manifest.encoder.max_chars): no train/serve skew.
+        self.model_encoder_config = model_encoder_config
+        self.max_chars = max_chars  # search text cap
         self._lock = threading.Lock()
         table = np.asarray(model.item_table(), dtype=np.float32)
         n = vocabulary.size
@@ -181,8 +178,11 @@ class Catalog:
 
             new_rows = rows >= old.n_trained
             new_text = _grown(old.new_text, len(ids) - old.n_trained)
-            if new_rows.any() and self.model_encoder is not None:
-                new_texts = [text for text, is_new in zip(texts, new_rows, strict=True) if is_new]
+            if new_rows.any() and self.model_encoder is not None and self.model_encoder_config is not None:
+                cap = self.model_encoder_config.max_chars
+                new_texts = [
+                    item_text(_fields(item), cap) for item, is_new in zip(latest, new_rows, strict=True) if is_new
+                ]
                 new_text[rows[new_rows] - old.n_trained] = self.model_encoder.encode(new_texts, "passage")
             self._current = self._index(
                 ids=tuple(ids),

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from shoprec.models.artifact import Manifest, load_artifact
 from shoprec.models.base import EmbeddingModel
 from shoprec.models.registry import MODELS
-from shoprec.serving.catalog import Catalog, ItemIndex, cached_encoder, encoder_config, shared_encoder
+from shoprec.serving.catalog import Catalog, ItemIndex, cached_encoder, shared_encoder
 from shoprec.serving.query import parse_query
 from shoprec.serving.schemas import (
     EventError,
@@ -38,7 +39,6 @@ from shoprec.serving.schemas import (
     SimilarList,
 )
 from shoprec.storage.store import CatalogItem, Store, StoredEvent
-from shoprec.training.artifact import Manifest, load_artifact
 from shoprec.types import Sequences
 
 SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
@@ -118,8 +118,8 @@ class Pipeline:
             )
         model_encoder = None
         if manifest.encoder is not None:
-            model_encoder = cached_encoder(encoder_config(manifest.encoder).name, cache_dir)
-        catalog = Catalog(model, vocabulary, model_encoder, cached_encoder(search_encoder, cache_dir))
+            model_encoder = cached_encoder(manifest.encoder.name, cache_dir)
+        catalog = Catalog(model, vocabulary, model_encoder, cached_encoder(search_encoder, cache_dir), manifest.encoder)
         revision = store.catalog_revision()  # read first: a write landing meanwhile is read again at the next request
         catalog.upsert(store.items())
         serve_single_threaded()
