@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shoprec.cli import app
-from shoprec.training.artifact import MANIFEST
+from shoprec.models.artifact import MANIFEST
 
 runner = CliRunner()
 

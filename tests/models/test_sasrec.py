@@ -12,7 +12,7 @@ from contracts import RecommenderContract, histories
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, leave_one_out
 from shoprec.evaluation.protocol import evaluate, top_k
-from shoprec.models.base import TrainData
+from shoprec.models.base import TrainData, item_popularity
 from shoprec.models.pop import Pop
 from shoprec.models.sasrec import SASRec, SASRecConfig, right_padded
 from shoprec.training.fit import fit_model
@@ -20,7 +20,8 @@ from shoprec.types import Sequences
 
 # Small enough that a fit on the 2,000-user Beauty slice takes seconds on two cores. The slice is so sparse (about
 # three training interactions per item) that popularity is a strong baseline: heavy dropout and small batches are
-# what let the Transformer clear it.
+# what let the Transformer clear it. One thread: on two busy cores (tests run beside other work) two threads made
+# a fused epoch 8x slower (21 s, not 2.6 s).
 SMALL: dict[str, Any] = {
     "item_mode": "id",
     "dim": 64,
@@ -28,7 +29,15 @@ SMALL: dict[str, Any] = {
     "heads": 2,
     "dropout": 0.5,
     "max_len": 20,
-    "train": {"epochs": 6, "batch_size": 32, "lr": 1e-3, "warmup_steps": 10, "eval_every": 2, "patience": 2},
+    "train": {
+        "epochs": 6,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "warmup_steps": 10,
+        "eval_every": 2,
+        "patience": 2,
+        "threads": 1,
+    },
 }
 
 
@@ -52,7 +61,7 @@ CYCLE_CONFIG: dict[str, Any] = {
     "dim": 16,
     "max_len": 8,
     "dropout": 0.0,
-    "train": {"epochs": 30, "batch_size": 8, "lr": 1e-2, "warmup_steps": 5},
+    "train": {"epochs": 30, "batch_size": 8, "lr": 1e-2, "warmup_steps": 5, "threads": 1},
 }
 
 
@@ -66,7 +75,7 @@ class TestSASRec(RecommenderContract):
         np.testing.assert_array_equal(top_k(scores, 1)[:, 0], [4, 1, 5, 3])
 
     def test_beats_popularity_on_validation(self, fitted: SASRec, split: Split) -> None:
-        popularity = np.bincount(split.train.items, minlength=fitted.n_items)
+        popularity = item_popularity(split.train, fitted.n_items)
         pop = Pop()
         pop.fit(TrainData(n_items=fitted.n_items, sequences=split.train))
         ours = evaluate(fitted, split.valid, popularity, ks=(10,)).metrics["NDCG@10"]
@@ -77,8 +86,9 @@ class TestSASRec(RecommenderContract):
         network = fitted._built().eval()
         inputs = torch.tensor([[5, 9, 2, 0, 0, 0, 0]])  # (1, 7) right-padded
         with torch.inference_mode():
-            table = network.items.table()
-            torch.testing.assert_close(network(inputs, table)[:, :3], network(inputs[:, :3], table), rtol=0, atol=1e-6)
+            table = network.items.table(inference=True)
+            padded, short = network(inputs, table)[0], network(inputs[:, :3], table)[0]
+            torch.testing.assert_close(padded[:, :3], short, rtol=0, atol=1e-6)
 
 
 def test_sampled_softmax_learns_the_cycle_too() -> None:
@@ -116,7 +126,7 @@ def cold(beauty: Dataset) -> tuple[SASRec, int, int, Sequences]:
     """Text mode fit with one item's interactions removed; that item shares its text with a popular item."""
     split = leave_one_out(beauty.sequences)
     train = split.train
-    counts = np.bincount(train.items, minlength=beauty.items.size)
+    counts = item_popularity(train, beauty.items.size)
     twin = int(np.argmax(counts))  # the most popular item
     trained = np.flatnonzero(counts[1:] > 0) + 1
     unseen = int(trained[len(trained) // 2])  # an ordinary trained item, about to lose every interaction
@@ -169,7 +179,9 @@ def test_an_item_added_after_training_scores_like_its_text_twin(cold: tuple[SASR
 
 
 def test_an_id_mode_model_refuses_new_items() -> None:
-    model = fit_cycles(SASRecConfig.model_validate(CYCLE_CONFIG | {"item_mode": "id", "train": {"epochs": 1}}))
+    model = fit_cycles(
+        SASRecConfig.model_validate(CYCLE_CONFIG | {"item_mode": "id", "train": {"epochs": 1, "threads": 1}})
+    )
     assert model.item_table().shape == (6, 16)
     with pytest.raises(ValueError, match="cannot place new items"):
         model.item_table(np.ones((1, 8), dtype=np.float32))
@@ -183,14 +195,14 @@ def test_fused_mode_gives_an_untrained_item_only_its_text() -> None:
     assert items.ids is not None and items.projection is not None
     with torch.no_grad():
         items.ids.weight.normal_()  # make every id vector visible
-        table = items.table()
+        table = items.table(inference=False)
         text_only = items.projection(torch.from_numpy(vectors))
     torch.testing.assert_close(table[6], text_only[6])  # item 6: no interaction, no id vector
     assert not torch.allclose(table[3], text_only[3])  # item 3: id + text
     torch.testing.assert_close(table[0], torch.zeros(8))  # padding
 
 
-def test_outside_training_an_untrained_fused_item_borrows_the_id_part_of_its_text_neighbours() -> None:
+def test_at_inference_an_untrained_fused_item_borrows_the_id_part_of_its_text_neighbours() -> None:
     """Without interactions a fused item has only its projected text, which sits below every trained item's id +
     text vector; at inference it borrows the id vectors of its nearest trained items by text."""
     torch.manual_seed(0)
@@ -202,9 +214,8 @@ def test_outside_training_an_untrained_fused_item_borrows_the_id_part_of_its_tex
     assert items.ids is not None
     with torch.no_grad():
         items.ids.weight.normal_()
-        training = items.table()
-        items.eval()
-        serving = items.table()
+        training = items.table(inference=False)
+        serving = items.table(inference=True)
         placed = items.place_by_text(torch.from_numpy(vectors[[2]]))
     torch.testing.assert_close(serving[:6], training[:6])  # trained items and padding are untouched
     borrowed = items.borrowed_ids(torch.from_numpy(vectors[[6]]))[0]
@@ -220,13 +231,71 @@ def test_text_modes_need_item_vectors() -> None:
         model.build(TrainData(n_items=6, sequences=cycles()))
 
 
-def test_fit_refuses_and_names_the_trainer() -> None:
-    with pytest.raises(TypeError, match="fit_model"):
-        SASRec().fit(TrainData(n_items=6, sequences=cycles()))
-
-
 def test_config_rejects_unknown_keys_and_bad_heads() -> None:
     with pytest.raises(ValidationError, match="epoch"):
         SASRecConfig.model_validate({"train": {"epoch": 3}})
     with pytest.raises(ValidationError, match="divisible"):
         SASRecConfig(dim=10, heads=3)
+
+
+@pytest.fixture(scope="module")
+def fused(beauty: Dataset, beauty_item_vectors: np.ndarray) -> tuple[SASRec, Sequences, np.ndarray]:
+    """A fused model fit briefly with a tenth of the trained items held out of training (text, no id vector),
+    and 48 validation histories that hold such items."""
+    split = leave_one_out(beauty.sequences)
+    trained = np.flatnonzero(item_popularity(split.train, beauty.items.size)[1:] > 0) + 1
+    untrained = np.random.default_rng(0).choice(trained, size=len(trained) // 10, replace=False)
+    kept = ~np.isin(split.train.items, untrained)
+    model = SASRec(small(item_mode="fused", train={**SMALL["train"], "epochs": 1, "batch_size": 128}))
+    fit_model(model, TrainData(beauty.items.size, split.train.keep(kept), item_vectors=beauty_item_vectors))
+    histories = split.valid.histories
+    holding = np.flatnonzero(histories.row_counts(np.isin(histories.items, untrained)) > 0)
+    return model, histories.take(holding[:48]), untrained
+
+
+def test_a_fused_model_scores_untrained_items_alike_in_either_mode_and_after_loading(
+    fused: tuple[SASRec, Sequences, np.ndarray], tmp_path: Path
+) -> None:
+    """Scoring must not depend on the module's train/eval mode (validation runs mid-training, a loaded network
+    starts in train mode) and must leave that mode as it found it."""
+    model, batch, untrained = fused
+    assert (model.popularity[untrained] == 0).all()
+    model.save(tmp_path / "model")
+    loaded = SASRec.load(tmp_path / "model")
+    scores, modes_kept = [], []
+    for scorer in (model, loaded):
+        for training in (True, False):
+            scorer._built().train(training)
+            scores.append(scorer.score(batch))
+            modes_kept.append(all(module.training == training for module in scorer._built().modules()))
+    for other in scores[1:]:
+        np.testing.assert_array_equal(other, scores[0])
+    assert all(modes_kept)
+    # The untrained columns are the ones at stake: at inference they carry borrowed id parts.
+    with torch.inference_mode():
+        training_table = model._built().items.table(inference=False).numpy()
+    assert not np.allclose(model.item_table()[untrained], training_table[untrained])
+
+
+def test_fused_scores_are_user_vectors_times_the_item_table_in_either_mode(
+    fused: tuple[SASRec, Sequences, np.ndarray],
+) -> None:
+    """What serving computes from the two halves must be what evaluation ranks by."""
+    model, batch, _ = fused
+    for training in (True, False):
+        model._built().train(training)
+        table = model.item_table()
+        by_halves = model.user_vectors(batch, table) @ table.T
+        np.testing.assert_array_equal(model.score(batch)[:, 1:], by_halves[:, 1:])
+
+
+def test_sampled_softmax_draws_its_negatives_from_the_given_generator() -> None:
+    model = SASRec(small(**CYCLE_CONFIG, loss="sampled", n_negatives=2))
+    network = model.build(TrainData(n_items=6, sequences=cycles())).eval()  # eval: no dropout draws
+    batch = model.batches(cycles(), batch_size=8, generator=torch.Generator().manual_seed(0))[0]
+    losses = []
+    for seed in (0, 0, 1, 2, 3):
+        torch.rand(seed + 3)  # the global RNG moves between calls; the loss must not care
+        losses.append(float(model.loss(network, batch, torch.Generator().manual_seed(seed)).detach()))
+    assert losses[0] == losses[1]
+    assert len(set(losses[1:])) > 1  # other seeds draw other negatives

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from shoprec.data.dataset import Dataset
-from shoprec.training.artifact import load_artifact, save_artifact
+from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import train_model
 from shoprec.training.select import grid

@@ -15,7 +15,7 @@ from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig
 from shoprec.models.pop import Pop
 from shoprec.models.sasrec import SASRec, SASRecConfig
 from shoprec.training.fit import fit_model
-from shoprec.training.loop import Trainer, lr_factor, parameter_groups
+from shoprec.training.loop import lr_factor, parameter_groups
 from shoprec.types import Sequences
 
 N_ITEMS = 12  # evaluation ranks 10 items
@@ -40,6 +40,7 @@ class Scripted(TrainableRecommender[int]):
         self.ranks = ranks
         self.snapshots: list[dict[str, torch.Tensor]] = []
         self.network = nn.Linear(1, 1)
+        self.threads_seen = 0  # torch's thread count during the last loss
 
     @property
     def trainer_config(self) -> TrainerConfig:
@@ -53,8 +54,9 @@ class Scripted(TrainableRecommender[int]):
     def batches(self, sequences: Sequences, batch_size: int, generator: torch.Generator) -> list[int]:
         return [0, 1]
 
-    def loss(self, batch: int) -> torch.Tensor:
-        return (self.network.weight.sum() - 100.0) ** 2  # far from its minimum: every step moves the weight
+    def loss(self, network: nn.Module, batch: int, generator: torch.Generator) -> torch.Tensor:
+        self.threads_seen = torch.get_num_threads()
+        return (network(torch.ones(1)).sum() - 100.0) ** 2  # far from its minimum: every step moves the weight
 
     def score(self, histories: Sequences) -> np.ndarray:
         rank = self.ranks[len(self.snapshots)]
@@ -125,15 +127,76 @@ def test_the_trainer_follows_the_schedule_and_logs_it(tmp_path: Path) -> None:
     assert max(lrs) == lrs[3] and lrs[3:] == sorted(lrs[3:], reverse=True)
 
 
-def test_same_seed_same_model_other_seed_other_model() -> None:
-    data = TrainData(n_items=6, sequences=Sequences.from_lists(range(6), [[1, 2, 3, 4, 5, 1, 2]] * 6))
-    scores = []
+def tiny_sasrec(seed: int = 0, **options: object) -> SASRec:
+    """With dropout, so the global RNG is drawn from at every step."""
+    config = {
+        "item_mode": "id",
+        "dim": 8,
+        "layers": 1,
+        "dropout": 0.3,
+        "train": {"epochs": 3, "seed": seed, "threads": 1},
+    }
+    return SASRec(SASRecConfig.model_validate(config | options))
+
+
+CYCLE = TrainData(n_items=6, sequences=Sequences.from_lists(range(6), [[1, 2, 3, 4, 5, 1, 2]] * 6))
+
+
+def test_same_seed_same_weights_other_seed_other_weights_whatever_the_global_rng() -> None:
+    weights = []
     for seed in (0, 0, 1):
-        model = SASRec(SASRecConfig(item_mode="id", dim=8, layers=1, dropout=0.3, train={"epochs": 3, "seed": seed}))
-        fit_model(model, data)
-        scores.append(model.score(Sequences.from_lists([0], [[1, 2]])))
-    np.testing.assert_array_equal(scores[0], scores[1])
-    assert not np.array_equal(scores[0], scores[2])
+        torch.rand(seed + 7)  # the global RNG in a different state before each fit
+        model = tiny_sasrec(seed)
+        fit_model(model, CYCLE)
+        weights.append(model._built().state_dict())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+    assert not torch.equal(weights[0]["items.ids.weight"], weights[2]["items.ids.weight"])
+
+
+def test_fit_gives_back_the_thread_count_and_global_rng_state_it_found() -> None:
+    before = torch.get_num_threads()
+    model = scripted([], epochs=2, threads=1 if before > 1 else 2)
+    rng = torch.get_rng_state()
+    fit_model(model, TrainData(N_ITEMS, TRAIN))
+    fit_model(tiny_sasrec(), CYCLE)  # initialisation and dropout draw from the global RNG
+    assert model.threads_seen == model.config.train.threads  # the configured count, while training
+    assert torch.get_num_threads() == before
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+class Counting(nn.Module):
+    """A wrapper as DDP or Opacus put around a network: the loss must call it, not the network inside."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, *args: torch.Tensor) -> object:
+        self.calls += 1
+        return self.inner(*args)
+
+
+def test_the_loss_goes_through_the_module_the_wrap_hook_returns() -> None:
+    wrappers: list[Counting] = []
+
+    def wrap(network: nn.Module) -> nn.Module:
+        wrappers.append(Counting(network))
+        return wrappers[-1]
+
+    model = tiny_sasrec()
+    before = fit_model(tiny_sasrec(), CYCLE)
+    report = fit_model(model, CYCLE, wrap=wrap)
+    (wrapper,) = wrappers
+    n_batches = len(model.batches(CYCLE.sequences, model.config.train.batch_size, torch.Generator()))
+    assert wrapper.calls == n_batches * report.epochs > 0
+    assert wrapper.inner is model._built()  # the model scores with the network it built, now trained
+    assert report.losses == pytest.approx(before.losses)  # the wrapper changes nothing but who is called
+
+
+def test_a_closed_form_model_has_no_network_to_wrap() -> None:
+    with pytest.raises(ValueError, match="no network to wrap"):
+        fit_model(Pop(), TrainData(n_items=6, sequences=TRAIN), wrap=Counting)
 
 
 def test_no_weight_decay_on_embeddings_layer_norms_or_biases() -> None:
@@ -155,12 +218,3 @@ def test_fit_model_fits_closed_form_models_directly_and_reports_progress() -> No
     calls: list[tuple[str, int, int]] = []
     fit_model(scripted([], epochs=3), TrainData(N_ITEMS, TRAIN), progress=lambda *call: calls.append(call))
     assert calls == [("scripted training (epochs)", epoch, 3) for epoch in (1, 2, 3)]
-
-
-def test_trainer_uses_the_given_thread_count() -> None:
-    before = torch.get_num_threads()
-    try:
-        Trainer(TrainerConfig(epochs=1, threads=1)).fit(scripted([]), TrainData(N_ITEMS, TRAIN))
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from shoprec.cli.common import console, guarded
 from shoprec.data.sources import default_rejects_path, load_source
+from shoprec.models.base import item_popularity
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 data_app = typer.Typer(help="Inspect and validate data before training on it.", no_args_is_help=True)
@@ -48,7 +49,7 @@ def stats(path: Path = typer.Argument(..., help="Any source `validate` accepts."
     dataset, report = load_source(path, Pseudonymizer.from_environment())
     lengths = dataset.sequences.lengths()
     n_interactions = dataset.sequences.n_interactions
-    never_interacted = int((np.bincount(dataset.sequences.items, minlength=dataset.items.size)[1:] == 0).sum())
+    never_interacted = int((item_popularity(dataset.sequences, dataset.items.size)[1:] == 0).sum())
     table = Table("measure", "value", title=f"{dataset.name}")
     rows = {
         "users": f"{dataset.n_users:,}",

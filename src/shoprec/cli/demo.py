@@ -13,8 +13,8 @@ from shoprec.cli.models import show_metrics
 from shoprec.cli.serve import run_server
 from shoprec.data.dataset import Dataset
 from shoprec.evaluation.protocol import rank
+from shoprec.models.artifact import save_artifact
 from shoprec.models.base import Recommender
-from shoprec.training.artifact import save_artifact
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import run_protocol, train_model
 

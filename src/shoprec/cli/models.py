@@ -14,9 +14,10 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.split import hold_out_last
 from shoprec.evaluation.protocol import EvalResult, evaluate, rank
 from shoprec.evaluation.report import markdown_table, slices_table
+from shoprec.models.artifact import load_artifact, save_artifact
+from shoprec.models.base import item_popularity
 from shoprec.models.registry import MODELS
 from shoprec.privacy.pseudonym import Pseudonymizer
-from shoprec.training.artifact import load_artifact, save_artifact
 from shoprec.training.bench import bench as run_bench
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import run_protocol, train_model, tune
@@ -129,7 +130,7 @@ def _evaluate_trained(model_dir: Path, dataset: Dataset) -> EvalResult:
     if unknown:
         console.print(f"[yellow]{unknown:,} interactions name items the model does not know; left out[/yellow]")
     history, targets = hold_out_last(sequences)
-    popularity = np.bincount(history.items, minlength=items.size)
+    popularity = item_popularity(history, items.size)
     with progress_bars() as progress:
         return evaluate(
             recommender,

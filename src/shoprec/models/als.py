@@ -11,7 +11,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
 from shoprec.config import Config
-from shoprec.models.base import Recommender, TrainData, finish_scores, item_popularity
+from shoprec.models.base import ClosedFormRecommender, TrainData, finish_scores, item_popularity
 from shoprec.types import Sequences
 
 
@@ -24,7 +24,7 @@ class ALSConfig(Config):
     seed: int = 0  # initial factors
 
 
-class ALS(Recommender):
+class ALS(ClosedFormRecommender):
     """Binary user x item confidences scaled by ``alpha``; score = folded-in user factor · item factors."""
 
     name = "als"

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from shoprec.config import Config
-from shoprec.models.base import EmbeddingModel, Recommender, TrainData, finish_scores, item_popularity
+from shoprec.models.base import ClosedFormRecommender, EmbeddingModel, TrainData, finish_scores, item_popularity
 from shoprec.types import Sequences
 
 
@@ -19,7 +19,7 @@ class ContentConfig(Config):
     max_history: int = Field(50, ge=1)  # only the most recent items count
 
 
-class Content(Recommender, EmbeddingModel):
+class Content(ClosedFormRecommender, EmbeddingModel):
     """profile(h) = Σ w_i v_i / Σ w_i over the last ``max_history`` items with text, w_i = decay**i;
     score(h, j) = profile · v_j, the cosine to each item's text vector (vectors are unit length).
     A history with no text behind it scores by popularity.

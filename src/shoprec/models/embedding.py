@@ -48,11 +48,14 @@ class ItemEmbedding(nn.Module):
             self.register_buffer("text", text_vectors.to(torch.float32).clone())
             self.projection = nn.Linear(text_vectors.shape[1], dim)
 
-    def table(self) -> torch.Tensor:  # (n_items, D)
+    def table(self, *, inference: bool) -> torch.Tensor:  # (n_items, D)
         """Every item's vector; differentiable, so compute it once per step and reuse it for input and output.
 
-        Outside training, a fused item without training interactions also borrows an id part (``borrowed_ids``):
-        with its projected text alone it would sit below every trained item, whose id part the softmax has grown.
+        The loss asks for the training table (``inference=False``), every scoring path for the inference table,
+        whatever mode the module is in. They differ only for a fused item without training interactions: at
+        inference it also borrows an id part (``borrowed_ids``), since with its projected text alone it would sit
+        below every trained item, whose id part the softmax has grown. Training leaves it out: such an item is
+        never a target, and borrowing would send its negatives' gradient into its neighbours' id vectors.
         """
         known: torch.Tensor = self.get_buffer("trained")
         rows = torch.zeros((), device=known.device)
@@ -63,7 +66,7 @@ class ItemEmbedding(nn.Module):
             text: torch.Tensor = self.get_buffer("text")
             rows = rows + self.projection(text) * real[:, None]  # (I, D)
             cold = real & ~known
-            if self.ids is not None and not self.training and bool(cold.any()):
+            if self.ids is not None and inference and bool(cold.any()):
                 borrowed = torch.zeros_like(rows)
                 borrowed[cold] = self.borrowed_ids(text[cold])
                 rows = rows + borrowed
@@ -83,7 +86,7 @@ class ItemEmbedding(nn.Module):
         known: torch.Tensor = self.get_buffer("trained")
         candidates = known.nonzero(as_tuple=True)[0]
         if len(candidates) == 0:
-            return torch.zeros((len(text), self.ids.embedding_dim))
+            return torch.zeros((len(text), self.ids.embedding_dim), device=text.device)
         similarity = text @ self.get_buffer("text")[candidates].T  # (m, n)
         values, nearest = similarity.topk(min(BORROWED_NEIGHBOURS, len(candidates)), dim=1)  # (m, k)
         weights = values.clamp(min=0)

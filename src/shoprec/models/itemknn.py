@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from shoprec.config import Config
 from shoprec.models.base import (
-    Recommender,
+    ClosedFormRecommender,
     TrainData,
     csr_from_state,
     csr_state,
@@ -23,7 +23,7 @@ class ItemKNNConfig(Config):
     shrink: float = 50.0  # added to the cosine denominator: damps similarities resting on few shared users
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ClosedFormRecommender):
     """sim(i, j) = |U_i ∩ U_j| / (sqrt|U_i| · sqrt|U_j| + shrink), no self-similarity, top ``neighbours`` per item;
     score(h) = binary history · S, so an item scores the summed similarity to what the user already has.
     """

@@ -21,7 +21,7 @@ class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, states: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        log_norm = torch.empty(len(states), dtype=states.dtype)
+        log_norm = torch.empty(len(states), dtype=states.dtype, device=states.device)
         for start in range(0, len(states), CHUNK_ROWS):
             log_norm[start : start + CHUNK_ROWS] = torch.logsumexp(states[start : start + CHUNK_ROWS] @ table.T, 1)
         picked = (states * table[targets]).sum(dim=1)
@@ -38,7 +38,7 @@ class _ChunkedSoftmaxCrossEntropy(torch.autograd.Function):
             rows = states[start : start + CHUNK_ROWS]
             # softmax = exp(logits - logsumexp), made in place; minus the one-hot target; times d(mean)/d(row)
             probabilities = torch.addmm(log_norm[start : start + CHUNK_ROWS, None], rows, table.T, beta=-1).exp_()
-            probabilities[torch.arange(len(rows)), targets[start : start + CHUNK_ROWS]] -= 1
+            probabilities[torch.arange(len(rows), device=rows.device), targets[start : start + CHUNK_ROWS]] -= 1
             probabilities.mul_(scale)
             torch.mm(probabilities, table, out=grad_states[start : start + CHUNK_ROWS])
             grad_table.addmm_(probabilities.T, rows)
@@ -54,14 +54,15 @@ def full_softmax_cross_entropy(states: torch.Tensor, table: torch.Tensor, target
 
 
 def sampled_softmax_cross_entropy(
-    states: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, n_negatives: int
+    states: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, n_negatives: int, generator: torch.Generator
 ) -> torch.Tensor:
     """Softmax over the target and ``n_negatives`` uniform negatives shared by all rows (row 0 of ``table``,
-    padding, is never drawn). Uniform sampling needs no logQ correction: log q is the same for every item and
-    cancels in the softmax."""
-    negatives = torch.randint(1, len(table), (n_negatives,))  # (K,)
+    padding, is never drawn), drawn from ``generator``. Uniform sampling needs no logQ correction: log q is the same
+    for every item and cancels in the softmax."""
+    negatives = torch.randint(1, len(table), (n_negatives,), generator=generator, device=generator.device)
+    negatives = negatives.to(table.device)  # (K,)
     positive = (states * table[targets]).sum(dim=1, keepdim=True)  # (N, 1)
     negative = states @ table[negatives].T  # (N, K)
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # not a negative
     logits = torch.cat([positive, negative], dim=1)  # (N, 1 + K), the target in column 0
-    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long))
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=logits.device))

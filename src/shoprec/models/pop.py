@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from shoprec.config import Config
-from shoprec.models.base import Recommender, TrainData, item_popularity
+from shoprec.models.base import ClosedFormRecommender, TrainData, item_popularity
 from shoprec.types import Sequences
 
 
@@ -13,7 +13,7 @@ class PopConfig(Config):
     """Popularity has no options."""
 
 
-class Pop(Recommender):
+class Pop(ClosedFormRecommender):
     """Score = number of training interactions with the item (repeats count), the same for every history."""
 
     name = "pop"

@@ -20,6 +20,7 @@ from shoprec.models.base import (
     TrainableRecommender,
     TrainData,
     TrainerConfig,
+    evaluating,
     finish_scores,
     item_popularity,
 )
@@ -69,15 +70,20 @@ class SASRecNetwork(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         self.scale = config.dim**0.5  # lifts the small-initialised item vectors above the positions
 
-    def forward(self, inputs: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """(B, L) right-padded item indices and the (I, D) item table -> (B, L, D); position t reads items <= t."""
+    def forward(self, inputs: torch.Tensor, table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) right-padded item indices -> (B, L, D) states, position t reading items <= t, and the (I, D) item
+        table they read: ``table`` when given (inference), else the training table. A loss thus gets both from
+        one call of the module the Trainer holds, and a wrapper around it (DDP, Opacus) sees every parameter used.
+        """
+        if table is None:
+            table = self.items.table(inference=False)
         lengths = (inputs != PADDING).sum(dim=1, keepdim=True)  # (B, 1)
         # Positions count back from the latest item, so the state read for scoring always has position 0.
-        recency = (lengths - 1 - torch.arange(inputs.shape[1])).clamp(min=0)  # (B, L)
+        recency = (lengths - 1 - torch.arange(inputs.shape[1], device=inputs.device)).clamp(min=0)  # (B, L)
         x = self.dropout(table[inputs] * self.scale + self.positions(recency))  # (B, L, D)
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        return self.norm(x), table
 
 
 class SASRec(TrainableRecommender[Batch], EmbeddingModel):
@@ -135,16 +141,14 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
             batches.append((torch.from_numpy(inputs[rows, :width]), torch.from_numpy(targets[rows, :width])))
         return batches
 
-    def loss(self, batch: Batch) -> torch.Tensor:
+    def loss(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         inputs, targets = batch
-        network = self._built()
-        table = network.items.table()  # (I, D)
-        hidden = network(inputs, table)  # (B, L, D)
+        hidden, table = network(inputs)  # (B, L, D), (I, D) training table
         real = targets != PADDING
         states, wanted = hidden[real], targets[real]  # (N, D), (N,): only positions with a target
         if self.config.loss == "ce":
             return full_softmax_cross_entropy(states, table[1:], wanted - 1)  # every real item; row 0 is padding
-        return sampled_softmax_cross_entropy(states, table, wanted, self.config.n_negatives)
+        return sampled_softmax_cross_entropy(states, table, wanted, self.config.n_negatives, generator)
 
     def score(self, histories: Sequences) -> np.ndarray:
         self._check_fitted()
@@ -156,13 +160,15 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         return self._popularity
 
     def item_table(self, new_text: np.ndarray | None = None) -> np.ndarray:
-        """New items are placed exactly as items unseen in training are (see ``ItemEmbedding.place_by_text``)."""
+        """The inference table, in any module mode. New items are placed exactly as items unseen in training are
+        (see ``ItemEmbedding.place_by_text``)."""
         items = self._built().items
         with torch.inference_mode():
-            table = items.table()
+            table = items.table(inference=True)
             if new_text is not None and len(new_text) > 0:
-                table = torch.cat([table, items.place_by_text(torch.from_numpy(np.asarray(new_text, np.float32)))])
-        return table.numpy()
+                text = torch.from_numpy(np.asarray(new_text, np.float32)).to(table.device)
+                table = torch.cat([table, items.place_by_text(text)])
+        return table.cpu().numpy()
 
     def user_vectors(self, histories: Sequences, table: np.ndarray) -> np.ndarray:
         """The last hidden state over each history's latest ``max_len`` items."""
@@ -178,11 +184,12 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         vectors = np.zeros((len(histories), table.shape[1]), dtype=np.float32)  # empty rows stay zero
         rows = np.flatnonzero(lengths > 0)
         if len(rows) > 0:
-            if network.training:  # eval() walks every module: a third of a millisecond per served request
-                network.eval()
-            with torch.inference_mode():
-                hidden = network(torch.from_numpy(windows[rows, : lengths.max()]), torch.from_numpy(table))
-                vectors[rows] = hidden[torch.arange(len(rows)), torch.from_numpy(lengths[rows] - 1)].numpy()
+            device = network.positions.weight.device
+            inputs = torch.from_numpy(windows[rows, : lengths.max()]).to(device)  # (B', L')
+            last = torch.from_numpy(lengths[rows] - 1).to(device)  # (B',)
+            with evaluating(network):
+                hidden, _ = network(inputs, torch.from_numpy(table).to(device))  # (B', L', D)
+                vectors[rows] = hidden[torch.arange(len(rows), device=device), last].cpu().numpy()
         return vectors
 
     def _built(self) -> SASRecNetwork:
@@ -191,13 +198,14 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         return self._network
 
     def _state(self) -> dict[str, np.ndarray]:
-        weights = {f"network.{k}": v.detach().numpy() for k, v in self._built().state_dict().items()}
+        weights = {f"network.{k}": v.detach().cpu().numpy() for k, v in self._built().state_dict().items()}
         return {**weights, "popularity": self._popularity}
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         weights = {k.removeprefix("network."): torch.from_numpy(v) for k, v in state.items() if k != "popularity"}
         self._network = SASRecNetwork(self.config, self.n_items, weights["items.trained"], weights.get("items.text"))
         self._network.load_state_dict(weights)
+        self._network.eval()  # a loaded model only scores: no mode switch per request (see ``evaluating``)
         self._popularity = state["popularity"]
 
 

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from shoprec.config import Config
 from shoprec.models.base import (
-    Recommender,
+    ClosedFormRecommender,
     TrainData,
     csr_from_state,
     csr_state,
@@ -25,7 +25,7 @@ class UserKNNConfig(Config):
     shrink: float = 0.0  # added to the cosine denominator: damps similarities resting on few shared items
 
 
-class UserKNN(Recommender):
+class UserKNN(ClosedFormRecommender):
     """sim(h, v) = |h ∩ X_v| / (sqrt|h| · sqrt|X_v| + shrink) against every training row v, top ``neighbours``;
     score = Σ_v sim(h, v) · X_v. The state is the binary training matrix: rows only, no user ids.
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,18 +65,21 @@ class Catalog:
         model: Recommender,
         vocabulary: Vocabulary,
         store: Store,
-        search_encoder: TextEncoder,
-        model_encoder: TextEncoder | None = None,
-        max_chars: int = 512,
+        search: tuple[TextEncoder, EncoderConfig],
+        model_text: tuple[TextEncoder, EncoderConfig] | None = None,
     ) -> None:
+        """``search``: the search encoder and its config; ``model_text``: the encoder and config the model's item
+        vectors were made with (``manifest.encoder``), so new items are placed from text cut exactly as in training;
+        None when the model reads no text (new items then get no model vector)."""
         self.model = model
         self.store = store
-        self.search_encoder = search_encoder
-        self.model_encoder = model_encoder  # None: the model has no text side, so new items get no model vector
-        self.max_chars = max_chars  # the model's own text cut-off: new items' text is cut as in training
+        self.search = search
+        self.model_text = model_text
         self._lock = threading.Lock()
-        search = np.zeros((vocabulary.size, search_encoder.dim), dtype=np.float32)
-        self._current = model_items(model, vocabulary.ids, search)
+        search_vectors = np.zeros((vocabulary.size, search[0].dim), dtype=np.float32)
+        self._current = model_items(model, vocabulary.ids, search_vectors)
+        if model_text is not None:  # new items' model-encoder vectors, one row per item added after training
+            self._current = replace(self._current, new_text=np.zeros((0, model_text[0].dim), dtype=np.float32))
         self._revision = store.catalog_revision()  # read first: a write landing meanwhile is read again later
         self._apply(store.items())
 
@@ -110,18 +114,24 @@ class Catalog:
         ids = list(old.ids) + [item.item_id for item in latest if item.item_id not in old.positions]
         positions = {item_id: i for i, item_id in enumerate(ids)}
         rows = np.array([positions[item.item_id] for item in latest], dtype=np.int64)
-        texts = [item_text(_fields(item), self.max_chars) for item in latest]
+        search_encoder, search_config = self.search
         records: list[CatalogItem | None] = [*old.items, *[None] * (len(ids) - len(old))]
         for row, item in zip(rows.tolist(), latest, strict=True):
             records[row] = item
         search = _grown(old.search, len(ids))
         if latest:
-            search[rows] = self.search_encoder.encode(texts, "passage")
+            texts = [item_text(_fields(item), search_config.max_chars) for item in latest]
+            search[rows] = search_encoder.encode(texts, "passage")
         new_rows = rows >= old.n_trained
         new_text = _grown(old.new_text, len(ids) - old.n_trained)
-        if new_rows.any() and self.model_encoder is not None:
-            new_texts = [text for text, is_new in zip(texts, new_rows, strict=True) if is_new]
-            new_text[rows[new_rows] - old.n_trained] = self.model_encoder.encode(new_texts, "passage")
+        if new_rows.any() and self.model_text is not None:
+            model_encoder, model_config = self.model_text
+            new = [
+                item_text(_fields(item), model_config.max_chars)
+                for item, is_new in zip(latest, new_rows, strict=True)
+                if is_new
+            ]
+            new_text[rows[new_rows] - old.n_trained] = model_encoder.encode(new, "passage")
         self._current = index_items(
             tuple(ids),
             records,
@@ -137,7 +147,7 @@ class Catalog:
         None for a model without item vectors."""
         if not isinstance(self.model, EmbeddingModel):
             return None
-        if self.model_encoder is not None:
+        if self.model_text is not None:
             return np.asarray(self.model.item_table(new_text), dtype=np.float32)
         return _grown(np.asarray(self.model.item_table(), dtype=np.float32), n)
 

@@ -77,9 +77,10 @@ class Pipeline:
         """
         model, vocabulary, manifest = load_artifact(model_dir)
         search = EncoderConfig.model_validate({"name": search_encoder})
-        model_encoder = None if manifest.encoder is None else cached_encoder(manifest.encoder, cache_dir)
-        max_chars = 512 if manifest.encoder is None else manifest.encoder.max_chars
-        catalog = Catalog(model, vocabulary, store, cached_encoder(search, cache_dir), model_encoder, max_chars)
+        model_text = (
+            None if manifest.encoder is None else (cached_encoder(manifest.encoder, cache_dir), manifest.encoder)
+        )
+        catalog = Catalog(model, vocabulary, store, (cached_encoder(search, cache_dir), search), model_text)
         serve_single_threaded()
         # Queries skip the disk cache: they are one short text each, and user text should not pile up on disk.
         queries = shared_encoder(search)

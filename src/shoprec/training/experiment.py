@@ -16,7 +16,8 @@ from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
 from shoprec.encoders.text import create_encoder
 from shoprec.evaluation.protocol import EvalResult, evaluate
-from shoprec.training.artifact import Manifest
+from shoprec.models.artifact import Manifest
+from shoprec.models.base import item_popularity
 from shoprec.training.config import RunConfig
 from shoprec.training.loop import peak_rss_mb
 from shoprec.training.select import Progress, Selection, fit_and_select, reporter
@@ -26,15 +27,18 @@ def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = No
     """Fit on every user's sequence except its last item, which serves only as the validation target."""
     train, valid = hold_out_last(dataset.sequences)
     selection = fit_and_select(run, train, valid, dataset.items.size, progress, text_vectors(dataset, run, progress))
+    uses_text = selection.model.uses_item_text
     manifest = Manifest(
         model=run.model,
-        options=selection.model.config.model_dump(),
+        options=selection.model.config.model_dump(mode="json"),
+        run=run.model_dump(mode="json"),
         data_name=dataset.name,
-        data_fingerprint=train.fingerprint(),
+        data_fingerprint=dataset.fingerprint(),
         n_items=dataset.n_items,
         metrics=selection.best.valid.metrics,
         fit_seconds=selection.best.fit_seconds,
-        encoder=create_encoder(run.encoder).name if selection.model.uses_item_text else None,
+        encoder=run.encoder if uses_text else None,
+        encoder_name=create_encoder(run.encoder).name if uses_text else None,
     )
     return selection, manifest
 
@@ -71,7 +75,7 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
     split = make_split(dataset, run)
     vectors = text_vectors(dataset, run, progress)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress, vectors)
-    popularity = np.bincount(split.train.items, minlength=dataset.items.size)
+    popularity = item_popularity(split.train, dataset.items.size)
     test = evaluate(
         selection.model,
         split.test,

@@ -3,6 +3,10 @@
 AdamW, linear warm-up then cosine or linear decay, gradient clipping, and early stopping on validation NDCG@10
 read through the same full-ranking evaluation as every reported figure. The best weights are kept in memory and
 restored at the end, so the model that comes back is the one that validated best.
+
+The Trainer owns the device, the module the loss calls (the built network, or a wrapper such as DDP or Opacus's
+GradSampleModule around it) and the randomness: one ``torch.Generator`` for shuffling and sampled negatives, and
+the global RNG (initialisation, dropout) seeded for the fit and handed back as the caller had it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
@@ -30,6 +35,7 @@ from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (task description, done, total)
+Wrap = Callable[[nn.Module], nn.Module]  # the built network -> the module training calls (e.g. DDP)
 METRIC = "NDCG@10"  # early stopping and best-state selection
 
 
@@ -99,33 +105,47 @@ class _Stopper:
 
 
 class Trainer:
-    """Fits a ``TrainableRecommender``: the model supplies network, batches and loss; this supplies the rest."""
+    """Fits a ``TrainableRecommender``: the model supplies network, batches and loss; this supplies the rest.
 
-    def __init__(self, config: TrainerConfig) -> None:
+    ``wrap``, when given, turns the built network into the module the loss is computed through; the model keeps
+    (and scores with) the network inside it. Thread count and global RNG state are restored when ``fit`` returns.
+    """
+
+    def __init__(self, config: TrainerConfig, wrap: Wrap | None = None) -> None:
         self.config = config
+        self.wrap = wrap
 
     def fit(self, model: TrainableRecommender[Any], data: TrainData, progress: Progress | None = None) -> FitReport:
         """Train ``model`` on ``data.sequences``; validate on ``data.validation`` (when given) to stop early."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.config.threads or os.cpu_count() or 1)
+        try:
+            with _seeded(self.config.seed, torch.device(self.config.device)):  # initial weights, dropout
+                return self._fit(model, data, progress)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, model: TrainableRecommender[Any], data: TrainData, progress: Progress | None) -> FitReport:
         config = self.config
         started = time.perf_counter()
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
-        torch.manual_seed(config.seed)  # initial weights, dropout, sampled negatives
-        generator = torch.Generator().manual_seed(config.seed)  # shuffling
-        network = model.build(data)
+        generator = torch.Generator().manual_seed(config.seed)  # shuffling and sampled negatives
+        network = model.build(data).to(config.device)
+        module = network if self.wrap is None else self.wrap(network)
         epochs = (model.batches(data.sequences, config.batch_size, generator) for _ in range(config.epochs))
         first = next(epochs)  # the schedule's length is known once an epoch is batched
-        optimizer, scheduler = self._optimiser(network, total_steps=len(first) * config.epochs)
+        optimizer, scheduler = self._optimiser(module, total_steps=len(first) * config.epochs)
         stopper = _Stopper(network, config.patience)
+        popularity = item_popularity(data.sequences, data.n_items)
         seconds: list[float] = []
         losses: list[float] = []
         with _writer(config.tensorboard) as writer:
             for epoch, batches in enumerate(itertools.chain([first], epochs), start=1):
                 scalars = {"train/lr": float(scheduler.get_last_lr()[0])}
                 tick = time.perf_counter()
-                losses.append(self._epoch(model, network, batches, optimizer, scheduler))
+                losses.append(self._epoch(model, module, batches, generator, optimizer, scheduler))
                 seconds.append(time.perf_counter() - tick)
                 scalars |= {"train/loss": losses[-1], "train/epoch_seconds": seconds[-1]}
-                metrics = self._validate(model, data, epoch)
+                metrics = self._validate(model, data, popularity, epoch)
                 stop = metrics is not None and stopper.update(epoch, metrics[METRIC])
                 _log(writer, {**scalars, **{f"valid/{name}": value for name, value in (metrics or {}).items()}}, epoch)
                 log.info(
@@ -142,6 +162,7 @@ class Trainer:
                     break
         if stopper.state is not None:
             network.load_state_dict(stopper.state)
+        network.eval()  # from here the model only scores
         return FitReport(
             seconds=time.perf_counter() - started,
             peak_rss_mb=peak_rss_mb(),
@@ -167,33 +188,61 @@ class Trainer:
     def _epoch(
         self,
         model: TrainableRecommender[Any],
-        network: nn.Module,
+        module: nn.Module,
         batches: list[Any],
+        generator: torch.Generator,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
     ) -> float:
-        """One pass over ``batches``; returns the mean loss."""
-        network.train()
+        """One pass over ``batches`` through ``module`` (the network or its wrapper); returns the mean loss."""
+        module.train()
+        device = torch.device(self.config.device)
         total = 0.0
         for batch in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(batch)
+            loss = model.loss(module, _on(device, batch), generator)
             loss.backward()
             if self.config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(network.parameters(), self.config.clip_norm)
+                nn.utils.clip_grad_norm_(module.parameters(), self.config.clip_norm)
             optimizer.step()
             scheduler.step()
             total += float(loss.detach())
         return total / max(1, len(batches))
 
-    def _validate(self, model: TrainableRecommender[Any], data: TrainData, epoch: int) -> dict[str, float] | None:
+    def _validate(
+        self, model: TrainableRecommender[Any], data: TrainData, popularity: np.ndarray, epoch: int
+    ) -> dict[str, float] | None:
         """HR@10 and NDCG@10 through the one full-ranking evaluation path, on validation epochs only."""
         due = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
         if data.validation is None or not due:
             return None
-        popularity = item_popularity(data.sequences, data.n_items)
         metrics = evaluate(model, data.validation, popularity, ks=(10,)).metrics
         return {name: metrics[name] for name in ("HR@10", METRIC)}
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNGs that initialisation and dropout draw from (the CPU's, and the accelerator's when training on
+    one) seeded for the block, then put back as the caller had them."""
+    if device.type == "cpu":
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            yield
+        return
+    accelerator = torch.get_device_module(device.type)
+    with torch.random.fork_rng(devices=range(accelerator.device_count()), device_type=device.type):
+        torch.random.default_generator.manual_seed(seed)
+        accelerator.manual_seed_all(seed)
+        yield
+
+
+def _on(device: torch.device, batch: Any) -> Any:
+    """``batch`` with every tensor in it (also inside tuples and lists) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, tuple | list):
+        return type(batch)(_on(device, part) for part in batch)
+    return batch
 
 
 @contextlib.contextmanager

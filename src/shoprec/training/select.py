@@ -11,7 +11,7 @@ import numpy as np
 
 from shoprec.data.split import EvalSet
 from shoprec.evaluation.protocol import EvalResult, evaluate
-from shoprec.models.base import Recommender, TrainData
+from shoprec.models.base import Recommender, TrainData, item_popularity
 from shoprec.models.registry import create_model
 from shoprec.training.config import RunConfig
 from shoprec.training.fit import fit_model
@@ -52,7 +52,7 @@ def fit_and_select(
 
     Only the validation targets are ever read here: the test split stays untouched for a single final read.
     """
-    popularity = np.bincount(train.items, minlength=n_items)
+    popularity = item_popularity(train, n_items)
     combos = list(grid(run.search))
     best: tuple[Recommender, Trial] | None = None
     trials: list[Trial] = []
