@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
