@@ -230,7 +230,7 @@ def test_invalid_events_are_reported_by_index_and_the_valid_ones_stored(
     finally:
         store.close()
     # history is in event-time order: the event stamped 1,700,000,000 came before the one stamped on receipt
-    assert [(e.item_id, e.type, e.timestamp) for e in history][0] == (item_id, "view", 1_700_000_000)
+    assert (history[0].item_id, history[0].type, history[0].timestamp) == (item_id, "view", 1_700_000_000)
     assert history[1].type == "purchase" and history[1].timestamp is not None and history[1].timestamp > 1.7e9
     assert not client.get("/v1/users/batch-user/recommendations").json()["cold_start"]
 
