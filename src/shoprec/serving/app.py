@@ -15,12 +15,11 @@ with the rejected list is the contract.
 """
 
 import gc
-import hmac
 import logging
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -37,6 +36,7 @@ from starlette.exceptions import HTTPException
 from shoprec import __version__
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.batching import MicroBatcher
+from shoprec.serving.guard import API_KEY_HEADER, RequestGuard, error_response, key_refusal
 from shoprec.serving.metrics import Metrics, MetricsMiddleware
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.serving.schemas import (
@@ -51,14 +51,11 @@ from shoprec.serving.schemas import (
     SearchResults,
     SimilarList,
 )
-from shoprec.serving.settings import API_KEY_ENV, SETTINGS_ENV, ServingSettings
+from shoprec.serving.settings import SETTINGS_ENV, ServingSettings
 from shoprec.storage.store import Store
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-
-API_KEY_HEADER = "X-API-Key"
-MAX_BYTES_PER_RECORD = 32_768  # body limit per batch element: a generous item with a long description fits
 
 
 UserId = Annotated[str, PathParam(min_length=1, max_length=256, description="The caller's user id.")]
@@ -69,11 +66,20 @@ OptionalUser = Annotated[
 
 
 class ApiError(Exception):
-    """An error the caller caused, answered as the JSON error envelope with its status."""
+    """An error answered as the JSON error envelope with its status: the caller's (4xx), or a passing one of the
+    server's such as store contention (503 with ``headers={"Retry-After": "1"}``), logged in one line."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, details: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        details: Sequence[Any] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.details = status, message, field, list(details)
+        self.headers = headers
 
 
 class EventBatch(BaseModel):
@@ -214,19 +220,22 @@ def create_app(settings: ServingSettings) -> FastAPI:
         version=__version__,
         summary="Product recommendations, similar items, search and explanations over a trained shoprec model.",
         lifespan=lifespan,
-        max_body_size=settings.max_batch * MAX_BYTES_PER_RECORD,
     )
     app.state.runtime = runtime
-    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key,
+        read_key_required=settings.read_key_required,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # added last, so outermost: it times the guard too
     _install_error_handlers(app)
 
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The server's API key.")
 
     def check_key(given: str | None) -> None:
-        if settings.api_key is None:
-            raise ApiError(401, f"this server has no API key: set {API_KEY_ENV} to enable it", API_KEY_HEADER)
-        if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise ApiError(401, f"missing or wrong {API_KEY_HEADER} header", API_KEY_HEADER)
+        if refusal := key_refusal(given, settings.api_key):
+            raise ApiError(401, refusal, API_KEY_HEADER)
 
     async def writer(key: Annotated[str | None, Security(key_header)]) -> None:
         check_key(key)
@@ -412,37 +421,30 @@ def _field(loc: Sequence[int | str]) -> str:
     return ".".join(map(str, loc))
 
 
-def _error(status: int, message: str, field: str | None = None, details: Sequence[Any] = (), **kw: Any) -> JSONResponse:
-    body = {"error": {"status": status, "message": message, "field": field, "details": list(details)}}
-    return JSONResponse(body, status_code=status, **kw)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error the API can answer is the same JSON envelope, never HTML and never a traceback."""
+    """Every error the API can answer is the same JSON envelope, never HTML and never a traceback (an unexpected
+    error is answered by the ``RequestGuard``)."""
 
-    async def on_api_error(_request: Request, error: Exception) -> JSONResponse:
+    async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
-        return _error(error.status, error.message, error.field, error.details)
+        if error.status >= 500:
+            logger.warning("%s %s answered %d: %s", request.method, request.url.path, error.status, error.message)
+        return error_response(error.status, error.message, error.field, error.details, error.headers)
 
     async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
-        return _error(error.status_code, str(error.detail), headers=error.headers)
+        return error_response(error.status_code, str(error.detail), headers=error.headers)
 
     async def on_invalid_request(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         errors = list(error.errors())
         if errors[0]["type"] == "json_invalid":
             message = f"malformed JSON at character {errors[0]['loc'][-1]}: {errors[0]['ctx']['error']}"
-            return _error(400, message, "body")
+            return error_response(400, message, "body")
         details = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in errors]
         first = details[0]
-        return _error(422, f"{first['field']}: {first['message']}", first["field"], details)
-
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unexpected error in %s %s", request.method, request.url.path, exc_info=error)
-        return _error(500, "internal error; it has been logged")
+        return error_response(422, f"{first['field']}: {first['message']}", first["field"], details)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
-    app.add_exception_handler(Exception, on_unexpected)

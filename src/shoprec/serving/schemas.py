@@ -6,9 +6,10 @@ and the OpenAPI page documents the same fields the tests assert on.
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shoprec.types import EventType
 
@@ -21,21 +22,60 @@ class Strict(BaseModel):
 
 # ---- requests -------------------------------------------------------------------------------------------------
 
+LAST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC).timestamp()  # later is a mistake: milliseconds, or a sentinel
+
+
+def _readable_id(value: str) -> str:
+    """An id is read back as one URL path segment, so refuse on write what no read could reach: a "/" splits the
+    segment (an encoded %2F is decoded by the server before routing), and clients resolve "." and ".." away."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if "/" in value:
+        raise ValueError('must not contain "/": ids are read back in URL paths')
+    if value in (".", ".."):
+        raise ValueError(f'must not be "{value}": ids are read back in URL paths')
+    return value
+
+
+def _before_2200(value: float) -> float:
+    if value >= LAST_TIMESTAMP:
+        raise ValueError(
+            f"must be seconds since 1970 before the year 2200 (under {LAST_TIMESTAMP:.0f}); milliseconds are 1,000 "
+            "times too large"
+        )
+    return value
+
+
+# The validators give the messages; the schema states the same rules, so the docs and a schema fuzzer know them.
+# strict: a JSON true is not the number 1; allow_inf_nan: Infinity, NaN and 1e999 (which parses as infinity) are
+# not numbers anyone means.
+WrittenId = Annotated[
+    str,
+    Field(min_length=1, max_length=256, json_schema_extra={"pattern": r"^(?!\s*$)(?!\.\.?$)[^/]*$"}),
+    AfterValidator(_readable_id),
+]
+Timestamp = Annotated[
+    float,
+    Field(ge=0, strict=True, allow_inf_nan=False, json_schema_extra={"exclusiveMaximum": LAST_TIMESTAMP}),
+    AfterValidator(_before_2200),
+]
+Price = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
 
 class EventIn(Strict):
-    user_id: str = Field(min_length=1, max_length=256)  # the caller's id; pseudonymised before it is stored
-    item_id: str = Field(min_length=1, max_length=256)
+    user_id: WrittenId  # the caller's id; pseudonymised before it is stored
+    item_id: WrittenId
     type: EventType = EventType.VIEW
-    timestamp: float | None = Field(default=None, ge=0)  # seconds since the epoch; default: time of receipt
+    timestamp: Timestamp | None = None  # seconds since the epoch; default: time of receipt
 
 
 class ItemIn(Strict):
-    item_id: str = Field(min_length=1, max_length=256)
+    item_id: WrittenId
     title: str | None = Field(default=None, max_length=2_000)
     description: str | None = Field(default=None, max_length=20_000)
     category: str | None = Field(default=None, max_length=1_000)  # a path: "Beauty > Makeup > Nails"
     brand: str | None = Field(default=None, max_length=256)
-    price: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -96,6 +136,25 @@ class SearchResults(BaseModel):
     personalised: bool
     model_version: str
     items: list[Recommended]
+    notes: list[str] = Field(default_factory=list)  # what the answer could not honour, in words (``price_notes``)
+
+
+def price_notes(parsed: ParsedQuery, priced_items: int, returned: int) -> list[str]:
+    """Why a price-bounded search answered nothing, for ``SearchResults.notes``: a catalog without prices (the bound
+    cannot match: unknown prices are excluded) or no priced item within the bound; no note otherwise.
+
+    ``priced_items`` counts the catalog's items with a known price, ``returned`` the items in the answer.
+    """
+    low, high = parsed.min_price, parsed.max_price
+    if (low is None and high is None) or returned:
+        return []
+    if low is not None and high is not None:
+        bound = f"price between {low:g} and {high:g}"
+    else:
+        bound = f"price at least {low:g}" if low is not None else f"price at most {high:g}"
+    if priced_items == 0:
+        return [f"no item in this catalog has a price, so the bound '{bound}' matched nothing"]
+    return [f"no item with a {bound} matched the query"]
 
 
 class Explanation(BaseModel):
