@@ -70,6 +70,8 @@ def test_a_price_bound_on_a_catalog_without_prices_is_said_not_applied(itemknn: 
     priced = index_items(("", *beauty.items.ids), records, table=None, popularity=unpriced.popularity)
     bounded = ranker.rank([request], priced)[0]
     assert sorted(bounded.items.tolist()) == [1, 3] and bounded.notes == ()
+    nothing = ranker.rank([Request(request.history, k=5, max_price=1.0)], priced)[0]
+    assert nothing.items.tolist() == [] and nothing.notes == ("no item priced up to 1 meets the rest of the request",)
 
 
 def test_occlusion_is_the_hand_computed_score_drop(itemknn: ItemKNN, beauty: Dataset) -> None:

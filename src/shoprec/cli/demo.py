@@ -51,7 +51,8 @@ def demo(
             f"\nstarting the API on the trained model; its store ({out / 'serve.sqlite3'}) is seeded from {data} "
             "on first start, and search encodes the catalog with multilingual E5 once (minutes, then cached)…"
         )
-        run_server(out / manifest.model, data, database_url=f"sqlite:///{out / 'serve.sqlite3'}", port=port)
+        store = f"sqlite:///{out / 'serve.sqlite3'}"
+        run_server(out / manifest.model, data, database_url=store, port=port, key_file=out / "api.key")
 
 
 def show_recommendations(dataset: Dataset, model: Recommender) -> None:

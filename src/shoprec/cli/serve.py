@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ from fastapi import FastAPI
 from shoprec.cli.common import console, load_data
 from shoprec.privacy.pseudonym import load_or_create_key
 from shoprec.serving.app import create_app, reload_model
+from shoprec.serving.guard import API_KEY_HEADER
 from shoprec.serving.metrics import MULTIPROCESS_ENV
 from shoprec.serving.seed import seed_store
 from shoprec.serving.settings import (
@@ -36,6 +38,7 @@ from shoprec.storage.store import Store
 
 WORKER_START_SECONDS = 900  # a worker's start-up: model, catalog, and on a cold cache the E5 encoding of every item
 NOBODY = "nobody-yet"  # a user id that asks for the cold-start feed
+DEFAULT_KEY_FILE = Path("runs/serve/api.key")
 
 
 def serve(
@@ -53,13 +56,21 @@ def serve(
     workers: int = typer.Option(
         1, min=1, help="Server processes on the one port and store (one request uses one core: match the cores)."
     ),
+    require_key_for_reads: bool = typer.Option(
+        False, help="Reads (feeds, explanations, search, similar items) need the key too: they reveal histories."
+    ),
+    key_file: Path = typer.Option(
+        DEFAULT_KEY_FILE, help=f"Where the API key is kept (created 0600) when ${API_KEY_ENV} is not set."
+    ),
 ) -> None:
     """Serve recommendations, similar items, search, explanations and event ingest over HTTP.
 
-    Writes need the X-API-Key header: $SHOPREC_API_KEY, or a key generated and printed at startup.
-    SIGHUP (or POST /v1/admin/reload) reloads the model; with several workers, a rolling restart.
+    Writes need the X-API-Key header: $SHOPREC_API_KEY, or the key in --key-file (generated on first start, never
+    printed). SIGHUP (or POST /v1/admin/reload) reloads the model; with several workers, a rolling restart.
     """
-    run_server(model_dir, data, database_url, host, port, search_encoder, cache_dir, workers)
+    run_server(
+        model_dir, data, database_url, host, port, search_encoder, cache_dir, workers, require_key_for_reads, key_file
+    )
 
 
 def run_server(
@@ -71,13 +82,15 @@ def run_server(
     search_encoder: Literal["e5", "minilm"] = "e5",
     cache_dir: Path = Path("runs/cache"),
     workers: int = 1,
+    read_key_required: bool = False,
+    key_file: Path = DEFAULT_KEY_FILE,
 ) -> None:
     """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too."""
-    api_key = os.environ.get(API_KEY_ENV) or _new_key()
     settings = ServingSettings(
         model_dir=model_dir,
         database_url=database_url,
-        api_key=api_key,
+        api_key=api_key(key_file),
+        read_key_required=read_key_required,
         search_encoder=search_encoder,
         cache_dir=cache_dir,
         workers=workers,
@@ -86,8 +99,13 @@ def run_server(
         _seed(settings.database_url, data)
     load_or_create_key()  # before any worker starts: two workers must not each create a pseudonym key
     base = f"http://{host}:{port}"
-    threading.Thread(target=_announce_when_up, args=(base,), name="announce", daemon=True).start()
+    threading.Thread(target=_announce_when_up, args=(base, settings), name="announce", daemon=True).start()
+    _serve(settings, host, port)
+
+
+def _serve(settings: ServingSettings, host: str, port: int) -> None:
     options: dict[str, Any] = {"host": host, "port": port, "loop": "uvloop", "http": "httptools", "access_log": False}
+    workers = settings.workers
     if workers == 1:
         app = create_app(settings)
 
@@ -113,11 +131,26 @@ def run_server(
         )
 
 
-def _new_key() -> str:
-    key = secrets.token_urlsafe(24)
+def api_key(key_file: Path) -> str:
+    """$SHOPREC_API_KEY, else the key kept in ``key_file``, generated into a new 0600 file on first use.
+
+    Only the file's path is printed: a key printed once ends up in logs, scrollback and screen shares.
+    """
+    if key := os.environ.get(API_KEY_ENV):
+        return key
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    if stat.S_IMODE(key_file.stat().st_mode) & 0o077:
+        raise ValueError(f"{key_file} holds the API key but others may read it: chmod 600 {key_file}")
+    key = key_file.read_text().strip()
+    if not key:
+        raise ValueError(f"{key_file} is empty: delete it to have a new key generated, or set {API_KEY_ENV}")
     console.print(
-        f"[yellow]{API_KEY_ENV} is not set; writes need this generated key (shown once):[/yellow]\n"
-        f"  export {API_KEY_ENV}={key}"
+        f"[yellow]{API_KEY_ENV} is not set; the API key is in {key_file}[/yellow]\n"
+        f"  export {API_KEY_ENV}=$(cat {key_file})"
     )
     return key
 
@@ -144,37 +177,49 @@ def _reload(app: FastAPI) -> None:
     console.print(f"[green]reloaded[/green] {health.model} {health.model_version}")
 
 
-def _announce_when_up(base: str) -> None:
-    """Print the example commands once the API answers (workers load the model first), with three real item ids:
+def _announce_when_up(base: str, settings: ServingSettings) -> None:
+    """Print the example commands once the API answers (workers load the model first), with two real item ids:
     the cold-start feed of a user nobody has seen."""
+    headers = {API_KEY_HEADER: settings.api_key} if settings.read_key_required and settings.api_key else {}
+    feed = urllib.request.Request(f"{base}/v1/users/{urllib.parse.quote(NOBODY)}/recommendations?k=2", headers=headers)
     deadline = time.monotonic() + WORKER_START_SECONDS
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/v1/users/{urllib.parse.quote(NOBODY)}/recommendations?k=3") as answer:
+            with urllib.request.urlopen(feed) as answer:
                 items = [item["item_id"] for item in json.load(answer)["items"]]
         except OSError:
             time.sleep(0.5)
             continue
-        if len(items) == 3:
-            _announce(base, items)
+        if len(items) == 2:
+            console.print(f"[green]serving on {base}[/green] (docs: {base}/docs)")
+            console.print("\n".join(example_commands(base, items, settings.read_key_required)), markup=False)
         return
 
 
-def _announce(base: str, items: Sequence[str]) -> None:
-    """Commands that work as printed: a new user's views of two real catalog items, then that user's feed (already
-    personal, no retraining), an explanation, similar items, and searches in English and Chinese."""
-    first, second, third = items
-    key = f'-H "X-API-Key: ${API_KEY_ENV}"'
+# Prints the URL-quoted id of the first item of a feed read from stdin.
+_FIRST_ITEM = (
+    'import json, sys, urllib.parse; print(urllib.parse.quote(json.load(sys.stdin)["items"][0]["item_id"], safe=""))'
+)
+
+
+def example_commands(base: str, items: Sequence[str], read_key_required: bool) -> list[str]:
+    """Shell commands that work as printed: a new user's views of two real catalog items, then that user's feed
+    (already personal, no retraining), the explanation of the top item of that feed (read from the feed when the
+    command runs, since only the server knows it), similar items, searches in English and Chinese, metrics."""
+    first, second = items
+    key = f'-H "{API_KEY_HEADER}: ${API_KEY_ENV}" '
+    reads = key if read_key_required else ""
     views = [{"user_id": "demo-user", "item_id": item, "type": "view"} for item in (first, second)]
     events = json.dumps({"events": views})
-    console.print(
-        f"[green]serving on {base}[/green] (docs: {base}/docs)\n"
-        f"  curl -X POST {key} -H 'Content-Type: application/json' {base}/v1/events -d '{events}'\n"
-        f"  curl '{base}/v1/users/demo-user/recommendations?k=5'\n"
-        f"  curl '{base}/v1/users/demo-user/recommendations/{third}/explain'\n"
-        f"  curl '{base}/v1/items/{first}/similar?k=5&user_id=demo-user'\n"
-        f"  curl '{base}/v1/search?q=moisturizer+for+dry+skin&k=5'\n"
-        f"  curl -G '{base}/v1/search' --data-urlencode 'q=指甲油' --data-urlencode 'k=5'\n"
-        f"  curl '{base}/metrics'\n"
-        f"  kill -HUP {os.getpid()}   # reload the model"
-    )
+    feed = f"{base}/v1/users/demo-user/recommendations"
+    return [
+        f"  curl -X POST {key}-H 'Content-Type: application/json' {base}/v1/events -d '{events}'",
+        f"  curl {reads}'{feed}?k=5'",
+        f"  top=$(curl -s {reads}'{feed}?k=1' | python3 -c '{_FIRST_ITEM}')",
+        f'  curl {reads}"{feed}/$top/explain"',
+        f"  curl {reads}'{base}/v1/items/{urllib.parse.quote(first, safe='')}/similar?k=5&user_id=demo-user'",
+        f"  curl {reads}'{base}/v1/search?q=moisturizer+for+dry+skin&k=5'",
+        f"  curl {reads}-G '{base}/v1/search' --data-urlencode 'q=指甲油' --data-urlencode 'k=5'",
+        f"  curl '{base}/metrics'",
+        f"  kill -HUP {os.getpid()}   # reload the model",
+    ]

@@ -95,7 +95,8 @@ class Category:
 
 class Price:
     """Price bounds; an item of unknown price does not meet a bound. When no candidate has a price at all the
-    bound cannot be applied: the list is left unbounded and a note says so, instead of an empty answer.
+    bound cannot be applied: the list is left unbounded and a note says so, instead of an empty answer; a bound
+    that leaves nothing says so too.
     """
 
     def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
@@ -108,6 +109,10 @@ class Price:
             allowed &= priced & (items.prices >= request.min_price)
         if request.max_price is not None:
             allowed &= priced & (items.prices <= request.max_price)
+        if not allowed.any():
+            low = "" if request.min_price is None else f" from {request.min_price:g}"
+            high = "" if request.max_price is None else f" up to {request.max_price:g}"
+            return f"no item priced{low}{high} meets the rest of the request"
         return None
 
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from shoprec import __version__
 from shoprec.serving.batching import MicroBatcher
 from shoprec.serving.errors import install_error_handlers
+from shoprec.serving.guard import RequestGuard
 from shoprec.serving.metrics import MetricsMiddleware
 from shoprec.serving.pipeline import FeedRequest
 from shoprec.serving.routes import admin, events, items, search, users
@@ -61,7 +62,13 @@ def create_app(settings: ServingSettings) -> FastAPI:
     app.state.feeds = MicroBatcher[FeedRequest, RecommendationList](
         lambda batch: runtime.pipeline.recommend_many(batch)
     )
-    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(
+        RequestGuard,
+        api_key=settings.api_key,
+        read_key_required=settings.read_key_required,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # added last: it also times the guard's answers
     install_error_handlers(app)
     for module in (users, items, search, events, admin):
         app.include_router(module.router)

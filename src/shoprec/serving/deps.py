@@ -4,7 +4,6 @@ here and nowhere else), the API key and the limits. Tests swap any of them with 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -15,12 +14,12 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
 from shoprec.serving.errors import ApiError
+from shoprec.serving.guard import API_KEY_HEADER, key_refusal
 from shoprec.serving.pipeline import Pipeline
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.schemas import EventError
-from shoprec.serving.settings import API_KEY_ENV, ServingSettings
+from shoprec.serving.settings import ServingSettings
 
-API_KEY_HEADER = "X-API-Key"
 ID_LENGTH = 256
 K_CEILING = 1_000  # documented bound of k; the server's own max_k (a setting, at most this) is checked below
 
@@ -71,11 +70,10 @@ def query_user(
 
 
 def check_key(settings: ServingSettings, given: str | None) -> None:
-    """Constant-time key check; a server without a key refuses, so a forgotten key never opens writes."""
-    if settings.api_key is None:
-        raise ApiError(401, f"this server has no API key: set {API_KEY_ENV} to enable it", API_KEY_HEADER)
-    if given is None or not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-        raise ApiError(401, f"missing or wrong {API_KEY_HEADER} header", API_KEY_HEADER)
+    """The guard's own key check (``serving.guard.key_refusal``), again per route: it documents the key in the
+    OpenAPI page and covers the routes that read no body, which the guard leaves to this."""
+    if (refusal := key_refusal(given, settings.api_key)) is not None:
+        raise ApiError(401, refusal, API_KEY_HEADER)
 
 
 def writer(

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from shoprec.serving.guard import error_response
 from shoprec.storage.store import StoreBusy
 
 logger = logging.getLogger(__name__)
@@ -61,49 +62,40 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
 
 
-def envelope(
-    status: int, message: str, field: str | None = None, details: Sequence[Any] = (), **kw: Any
-) -> JSONResponse:
-    body = {"error": {"status": status, "message": message, "field": field, "details": list(details)}}
-    return JSONResponse(body, status_code=status, **kw)
-
-
 def _field(loc: Sequence[int | str]) -> str:
     return ".".join(map(str, loc))
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every error the API can answer is the same JSON envelope, never HTML and never a traceback."""
+    """Every error the API can answer is the same JSON envelope, never HTML and never a traceback. An unexpected
+    error is answered (and logged once) by ``serving.guard.RequestGuard``, outside these handlers."""
 
-    async def on_api_error(_request: Request, error: Exception) -> JSONResponse:
+    async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
-        return envelope(error.status, error.message, error.field, error.details, headers=error.headers or None)
+        if error.status >= 500:
+            logger.warning("%s %s answered %d: %s", request.method, request.url.path, error.status, error.message)
+        return error_response(error.status, error.message, error.field, error.details, headers=error.headers or None)
 
     async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
-        return envelope(error.status_code, str(error.detail), headers=error.headers)
+        return error_response(error.status_code, str(error.detail), headers=error.headers)
 
     async def on_invalid_request(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         errors = list(error.errors())
         if errors[0]["type"] == "json_invalid":
             message = f"malformed JSON at character {errors[0]['loc'][-1]}: {errors[0]['ctx']['error']}"
-            return envelope(400, message, "body")
+            return error_response(400, message, "body")
         details = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in errors]
         first = details[0]
-        return envelope(422, f"{first['field']}: {first['message']}", first["field"], details)
+        return error_response(422, f"{first['field']}: {first['message']}", first["field"], details)
 
     async def on_busy(request: Request, error: Exception) -> JSONResponse:
         logger.warning("store busy in %s %s: %s", request.method, request.url.path, error)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        return envelope(503, "the store is busy; retry shortly", headers=headers)
-
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unexpected error in %s %s", request.method, request.url.path, exc_info=error)
-        return envelope(500, "internal error; it has been logged")
+        return error_response(503, "the store is busy; retry shortly", headers=headers)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
     app.add_exception_handler(StoreBusy, on_busy)
-    app.add_exception_handler(Exception, on_unexpected)

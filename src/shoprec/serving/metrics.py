@@ -93,7 +93,14 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request (pure ASGI: a BaseHTTPMiddleware would add about a millisecond each)."""
+    """Counts and times every HTTP request (pure ASGI: a BaseHTTPMiddleware would add about a millisecond each).
+
+    Added last, so it is the outermost of the app's middleware: the time runs from the app's first sight of the
+    request to its response's last byte, and so covers whatever the request waited for inside the app (a lock,
+    a turn in the micro-batcher, a thread of the pool) and the guard's refusals and 500s. It cannot cover the time
+    before the server hands the request to the app: a request that arrives while a route blocks the event loop
+    waits unseen (measured: 299 ms for the client, 0.6 ms here, behind a route that held the loop for 300 ms).
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app

@@ -6,10 +6,11 @@ and the OpenAPI page documents the same fields the tests assert on.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation
 
 from shoprec.types import EventType
 
@@ -22,21 +23,60 @@ class Strict(BaseModel):
 
 # ---- requests -------------------------------------------------------------------------------------------------
 
+LAST_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC).timestamp()  # later is a mistake: milliseconds, or a sentinel
+
+
+def _readable_id(value: str) -> str:
+    """An id is read back as one URL path segment, so refuse on write what no read could reach: a "/" splits the
+    segment (an encoded %2F is decoded by the server before routing), and clients resolve "." and ".." away."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if "/" in value:
+        raise ValueError('must not contain "/": ids are read back in URL paths')
+    if value in (".", ".."):
+        raise ValueError(f'must not be "{value}": ids are read back in URL paths')
+    return value
+
+
+def _before_2200(value: float) -> float:
+    if value >= LAST_TIMESTAMP:
+        raise ValueError(
+            f"must be seconds since 1970 before the year 2200 (under {LAST_TIMESTAMP:.0f}); milliseconds are 1,000 "
+            "times too large"
+        )
+    return value
+
+
+# The validators give the messages; the schema states the same rules, so the docs and a schema fuzzer know them.
+# strict: a JSON true is not the number 1; allow_inf_nan: Infinity, NaN and 1e999 (which parses as infinity) are
+# not numbers anyone means.
+WrittenId = Annotated[
+    str,
+    Field(min_length=1, max_length=256, json_schema_extra={"pattern": r"^(?!\s*$)(?!\.\.?$)[^/]*$"}),
+    AfterValidator(_readable_id),
+]
+Timestamp = Annotated[
+    float,
+    Field(ge=0, strict=True, allow_inf_nan=False, json_schema_extra={"exclusiveMaximum": LAST_TIMESTAMP}),
+    AfterValidator(_before_2200),
+]
+Price = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+
 
 class EventIn(Strict):
-    user_id: str = Field(min_length=1, max_length=256)  # the caller's id; pseudonymised before it is stored
-    item_id: str = Field(min_length=1, max_length=256)
+    user_id: WrittenId  # the caller's id; pseudonymised before it is stored
+    item_id: WrittenId
     type: EventType = EventType.VIEW
-    timestamp: float | None = Field(default=None, ge=0)  # seconds since the epoch; default: time of receipt
+    timestamp: Timestamp | None = None  # seconds since the epoch; default: time of receipt
 
 
 class ItemIn(Strict):
-    item_id: str = Field(min_length=1, max_length=256)
+    item_id: WrittenId
     title: str | None = Field(default=None, max_length=2_000)
     description: str | None = Field(default=None, max_length=20_000)
     category: str | None = Field(default=None, max_length=1_000)  # a path: "Beauty > Makeup > Nails"
     brand: str | None = Field(default=None, max_length=256)
-    price: float | None = Field(default=None, ge=0)
+    price: Price | None = None
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -97,7 +137,7 @@ class SearchResults(BaseModel):
     personalised: bool
     model_version: str
     items: list[Recommended]
-    notes: list[str] = Field(default_factory=list)  # what the search could not do, e.g. a price bound without prices
+    notes: list[str] = Field(default_factory=list)  # what the answer could not honour, in words
 
 
 class Explanation(BaseModel):
