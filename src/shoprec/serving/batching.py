@@ -60,7 +60,10 @@ class MicroBatcher(Generic[Request, Result]):
     def _answer(self, requests: list[Request]) -> list[Result | Exception]:
         """In the worker thread: the batch's results, or each request's own result or error when the batch fails."""
         try:
-            return list(self._run(requests))
+            results = list(self._run(requests))
+            if len(results) != len(requests):
+                raise ValueError(f"the batch function answered {len(results)} of {len(requests)} requests")
+            return results
         except Exception as error:
             if len(requests) == 1:
                 return [error]
