@@ -12,6 +12,7 @@ from contracts import TINY, TINY_ITEMS, histories
 from shoprec.encoders.text import EncoderConfig
 from shoprec.models.artifact import MANIFEST, Manifest, load_artifact, read_manifest, save_artifact
 from shoprec.models.base import TrainData
+from shoprec.models.content import Content
 from shoprec.models.pop import Pop
 from shoprec.types import Vocabulary
 
@@ -95,3 +96,12 @@ def test_a_vocabulary_that_does_not_match_the_model_is_refused(saved: Path) -> N
     (saved / "items.json").write_text(json.dumps(["a", "b"]))
     with pytest.raises(ValueError, match="inconsistent"):
         load_artifact(saved)
+
+
+def test_a_text_model_without_its_encoder_config_is_refused(tmp_path: Path) -> None:
+    vectors = np.eye(TINY_ITEMS, 4, k=-1, dtype=np.float32)  # row 0 (padding) zero
+    content = Content()
+    content.fit(TrainData(n_items=TINY_ITEMS, sequences=TINY, item_vectors=vectors))
+    save_artifact(tmp_path, content, ITEMS, manifest(model="content", encoder=None, encoder_name=None))
+    with pytest.raises(ValueError, match="names no encoder"):
+        load_artifact(tmp_path)
