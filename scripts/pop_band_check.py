@@ -16,6 +16,7 @@ import numpy as np
 from shoprec.data.benchmark import read_benchmark
 from shoprec.data.split import leave_one_out
 from shoprec.evaluation.protocol import evaluate
+from shoprec.models.base import item_popularity
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.types import Sequences
 
@@ -24,7 +25,7 @@ class FixedPopularity:
     """Scores every history with one fixed count vector."""
 
     def __init__(self, counts: np.ndarray) -> None:
-        self.counts = counts.astype(np.float32)
+        self.counts = counts
 
     def score(self, histories: Sequences) -> np.ndarray:
         return np.tile(self.counts, (len(histories), 1))
@@ -35,14 +36,14 @@ def main(folder: Path) -> None:
     split = leave_one_out(dataset.sequences)
     size = dataset.items.size
     sources = {
-        "train only (what `shoprec bench` reports)": split.train.items,
-        "train + validation items (all data seen before the test item)": split.test.histories.items,
-        "all interactions, test items included (leaks the targets)": dataset.sequences.items,
+        "train only (what `shoprec bench` reports)": split.train,
+        "train + validation items (all data seen before the test item)": split.test.histories,
+        "all interactions, test items included (leaks the targets)": dataset.sequences,
     }
-    train_counts = np.bincount(split.train.items, minlength=size)
+    train_counts = item_popularity(split.train, size)
     print("| popularity counted over | HR@10 | NDCG@10 | HR@20 |\n|---|---:|---:|---:|")
-    for label, items in sources.items():
-        result = evaluate(FixedPopularity(np.bincount(items, minlength=size)), split.test, train_counts)
+    for label, sequences in sources.items():
+        result = evaluate(FixedPopularity(item_popularity(sequences, size)), split.test, train_counts)
         m = result.metrics
         print(f"| {label} | {m['HR@10']:.4f} | {m['NDCG@10']:.4f} | {m['HR@20']:.4f} |")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import train_model
 from shoprec.training.select import grid
+from shoprec.types import Vocabulary
 
 
 def test_artifact_round_trip_scores_identically(beauty: Dataset, tmp_path: Path) -> None:
@@ -23,6 +25,16 @@ def test_artifact_round_trip_scores_identically(beauty: Dataset, tmp_path: Path)
     np.testing.assert_array_equal(model.score(histories), selection.model.score(histories))
     assert items == beauty.items
     assert loaded == manifest
+
+
+def test_the_manifest_records_the_run_config_and_a_fingerprint_of_interactions_and_item_ids(beauty: Dataset) -> None:
+    run = RunConfig(model="pop", search={}, split="leave_one_out")
+    _, manifest = train_model(beauty, run)
+    assert RunConfig.model_validate(manifest.run) == run
+    assert manifest.encoder is None  # pop reads no item text
+    assert manifest.data_fingerprint == beauty.fingerprint()
+    renamed = dataclasses.replace(beauty, items=Vocabulary(tuple(f"x{item}" for item in beauty.items.ids)))
+    assert train_model(renamed, run)[1].data_fingerprint != manifest.data_fingerprint  # same interactions
 
 
 def test_search_keeps_the_best_validation_configuration(beauty: Dataset) -> None:

@@ -63,6 +63,11 @@ def load_artifact(directory: Path) -> tuple[Recommender, Vocabulary, Manifest]:
             f"{directory} is inconsistent: {manifest.n_items} items in the manifest, {len(items)} in {ITEMS}, "
             f"{model.n_items - 1} in the model"
         )
+    if model.uses_item_text and manifest.encoder is None:
+        raise ValueError(
+            f"{directory / MANIFEST} names no encoder, but the {manifest.model} model reads item text: new items "
+            "could not be encoded as training encoded its items"
+        )
     return model, items, manifest
 
 

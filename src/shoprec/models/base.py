@@ -146,7 +146,7 @@ class TrainerConfig(Config):
     eval_every: int = Field(default=1, ge=1)  # epochs between validations
     seed: int = 0  # initial weights, dropout, shuffling and sampled negatives
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads while training; None = every core
-    device: str = "cpu"  # torch device the network trains (and then scores) on, e.g. "cuda:0"
+    device: str = "cpu"  # torch device to train on, e.g. "cuda:0"; the fitted model scores there, a loaded one on CPU
     tensorboard: str | None = None  # log directory for TensorBoard scalars; None = no logging
 
 
@@ -180,8 +180,8 @@ class TrainableRecommender(Recommender, Generic[BatchT]):
 @contextlib.contextmanager
 def evaluating(network: torch.nn.Module) -> Iterator[None]:
     """Run ``network`` for inference: eval mode (no dropout) under ``torch.inference_mode``, then every submodule
-    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. Checking the
-    modes costs ~17 us; switching them ~60 us each way, paid only when something was in train mode."""
+    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. For SASRec's
+    33 modules, checking the modes costs ~17 us and switching them ~60 us each way, paid only from train mode."""
     modes = [(module, module.training) for module in network.modules()]
     switch = any(training for _, training in modes)
     if switch:
