@@ -13,7 +13,7 @@ from shoprec.encoders.text import EncoderConfig, Kind, OnBatch, TextEncoder
 from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.models.base import EmbeddingModel
 from shoprec.serving.catalog import Catalog, shared_encoder
-from shoprec.storage.store import CatalogItem
+from shoprec.storage.store import CatalogItem, Store
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import train_model
 
@@ -39,15 +39,19 @@ def test_a_model_trained_on_64_character_item_text_is_served_with_64(
     model, vocabulary, loaded = load_artifact(tmp_path)
     assert isinstance(model, EmbeddingModel)
     assert loaded.encoder == encoder
-    recording = Recording(shared_encoder(loaded.encoder.name))
-    catalog = Catalog(model, vocabulary, recording, shared_encoder("minilm"), loaded.encoder)
+    recording = Recording(shared_encoder(loaded.encoder))
+    search = EncoderConfig(name="hashing")
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    catalog = Catalog(model, vocabulary, store, (shared_encoder(search), search), (recording, loaded.encoder))
 
     # A new id with the catalog fields of a trained item whose text runs past 64 characters: its twin.
     long_texts = [index for index, text in enumerate(catalog_texts(serving_data.catalog), start=1) if len(text) > 100]
     twin = long_texts[0]
     row = serving_data.catalog.loc[twin]
-    catalog.upsert([CatalogItem(item_id="NEW", title=row["title"], category=row["category"])])
+    catalog.write([CatalogItem(item_id="NEW", title=row["title"], category=row["category"])])
 
     assert recording.texts == [catalog_texts(serving_data.catalog, 64)[twin - 1]]  # the text training encoded
-    index = catalog.current
+    index = catalog.snapshot()
+    assert index.table is not None
     np.testing.assert_allclose(index.table[index.index("NEW")], index.table[twin], atol=1e-5)
+    store.close()
