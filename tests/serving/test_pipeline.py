@@ -278,9 +278,10 @@ def test_ingest_stores_known_items_and_reports_the_rest_by_position(pipeline: Pi
     assert "no-such-item" in accepted.rejected[0].message
     assert pipeline.store.count_events() == before + 2
     history = pipeline.store.history("pseudo-shopper")
-    assert [(event.item_id, event.type) for event in history] == [(known[0], "view"), (known[1], "cart")]
-    assert history[0].timestamp is not None and history[0].timestamp >= started
-    assert history[1].timestamp == 123.0
+    # a history is in event-time order: the cart event at t=123 came before the view stamped on arrival
+    assert [(event.item_id, event.type) for event in history] == [(known[1], "cart"), (known[0], "view")]
+    assert history[0].timestamp == 123.0
+    assert history[1].timestamp is not None and history[1].timestamp >= started
 
 
 def test_seeding_copies_the_dataset_once(serving_data: Dataset, seeded_store_url: str, tmp_path: Path) -> None:
