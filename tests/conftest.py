@@ -83,6 +83,17 @@ def beauty_item_vectors(beauty: Dataset) -> np.ndarray:
     return normalise(vectors)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A PostgreSQL test that skips (for whatever reason) fails instead: those tests must run wherever the suite
+    runs."""
+    report = yield
+    if report.skipped and item.get_closest_marker("postgres") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"PostgreSQL tests must run, never skip; this one skipped: {report.longrepr}"
+    return report
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Engine]:
     """An autocommit engine on a PostgreSQL server's maintenance database: $SHOPREC_TEST_DATABASE_URL, or else a

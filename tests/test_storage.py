@@ -361,3 +361,34 @@ def test_many_concurrent_writers_all_succeed_or_get_store_busy(open_store: OpenS
     stored = [n for n in range(16) if store.recent_items(f"writer{n}", None)]
     assert len(stored) == outcomes.count("stored")
     assert all(store.recent_items(f"writer{n}", None) == item_ids(events("x", 2000)) for n in stored)
+
+
+def test_a_store_from_before_event_time_order_is_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY, user_id TEXT NOT NULL, item_id TEXT NOT NULL, "
+                "type TEXT NOT NULL, timestamp FLOAT, received_at FLOAT NOT NULL)"
+            )
+        )
+        connection.execute(text("CREATE INDEX ix_events_user_id_id ON events (user_id, id)"))
+        connection.execute(
+            text("INSERT INTO events (user_id, item_id, type, timestamp, received_at) VALUES (:u, :i, 'view', :t, 5)"),
+            [{"u": "alice", "i": "second", "t": 2.0}, {"u": "alice", "i": "first", "t": 1.0}],
+        )
+    engine.dispose()
+    for _ in range(2):  # upgraded once, then left alone
+        store = Store(url)
+        try:
+            assert store.recent_items("alice", None) == ["first", "second"]
+            assert store.recent_items("alice", 1) == ["second"]
+        finally:
+            store.close()
+    with sqlite3.connect(tmp_path / "old.sqlite3") as plain:
+        indexes = {
+            name
+            for (name,) in plain.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+        }
+    assert indexes == {"ix_events_user_time"}

@@ -1,6 +1,6 @@
-"""A real `shoprec serve` process, killed with SIGKILL while it takes events: every acknowledged event survives.
-And a real two-worker server: both processes serve what either was sent, and a reload restarts them without a
-failed request.
+"""A real `shoprec serve` process, killed with SIGKILL while it takes events: every acknowledged event survives, on
+SQLite and on PostgreSQL. And a real two-worker server: both processes serve what either was sent, and a reload
+restarts them without a failed request.
 
 An acknowledgement is a promise that the events are durable, so the check is against the store after a restart,
 not against anything the dead process held in memory.
@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from shoprec.cli.serve import _seed
+from shoprec.data.dataset import Dataset
 from shoprec.privacy.pseudonym import Pseudonymizer
+from shoprec.serving.seed import seed_store
 from shoprec.storage.store import Store
 
 KEY = "crash-test-key"
@@ -79,13 +81,27 @@ def serving(
         process.wait(timeout=30)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_seeded_store_url(request: pytest.FixtureRequest, serving_data: Dataset) -> str:
+    """A fresh store of each backend, seeded with the serving slice."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("seeded_store_url"))
+    url = str(request.getfixturevalue("postgres_url"))
+    store = Store(url)
+    try:
+        seed_store(store, serving_data)
+    finally:
+        store.close()
+    return url
+
+
 @pytest.mark.slow
 def test_acknowledged_events_survive_sigkill(
-    model_dir: Path, seeded_store_url: str, cache_dir: Path, tmp_path: Path, pseudonymize: Pseudonymizer
+    model_dir: Path, any_seeded_store_url: str, cache_dir: Path, tmp_path: Path, pseudonymize: Pseudonymizer
 ) -> None:
     log = tmp_path / "server.log"
     acked: dict[str, list[str]] = {}  # user -> items, for every batch the server acknowledged
-    with serving(model_dir, seeded_store_url, cache_dir, log) as (process, base):
+    with serving(model_dir, any_seeded_store_url, cache_dir, log) as (process, base):
         events_before = httpx.get(f"{base}/health").json()["events"]
         feed = httpx.get(f"{base}/v1/users/nobody/recommendations", params={"k": BATCH}).json()["items"]
         items = [item["item_id"] for item in feed]
@@ -114,9 +130,9 @@ def test_acknowledged_events_survive_sigkill(
         assert process.wait(timeout=30) == -signal.SIGKILL
     assert len(acked) >= ACKED_BEFORE_KILL, log.read_text()
 
-    with serving(model_dir, seeded_store_url, cache_dir, log) as (process, base):
+    with serving(model_dir, any_seeded_store_url, cache_dir, log) as (process, base):
         assert httpx.get(f"{base}/health").json()["events"] >= events_before + BATCH * len(acked)
-        store = Store(seeded_store_url)
+        store = Store(any_seeded_store_url)
         try:
             for user, posted in acked.items():
                 assert [event.item_id for event in store.history(pseudonymize(user))] == posted, user

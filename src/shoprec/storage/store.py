@@ -49,7 +49,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.schema import CreateIndex
 
 from shoprec.types import EventType
 
@@ -123,7 +122,8 @@ class StoreBusy(Exception):  # noqa: N818 - the name callers catch; it is a cond
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One behaviour event; ``user_id`` is already pseudonymised, ``timestamp`` is None when only the order is known."""
+    """One behaviour event; ``user_id`` is already pseudonymised; without a ``timestamp`` it counts as happening when
+    the store received it."""
 
     user_id: str
     item_id: str
@@ -368,8 +368,18 @@ def _upgrade(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))
         for index in _items.indexes:
             index.create(connection)
-    connection.execute(CreateIndex(_HISTORY_INDEX, if_not_exists=True))
-    connection.execute(text(f"DROP INDEX IF EXISTS {_OLD_HISTORY_INDEX}"))
+    if not _has_index(connection, str(_HISTORY_INDEX.name)):
+        _HISTORY_INDEX.create(connection)
+        connection.execute(text(f"DROP INDEX IF EXISTS {_OLD_HISTORY_INDEX}"))
+
+
+def _has_index(connection: Connection, name: str) -> bool:
+    """Asked of the catalog directly: SQLAlchemy's reflection skips expression indexes, and creating one "if not
+    exists" would lock the events table on PostgreSQL at every start."""
+    if connection.dialect.name == "sqlite":
+        query = text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = :name")
+        return bool(connection.execute(query, {"name": name}).scalar_one())
+    return connection.execute(text("SELECT to_regclass(:name)"), {"name": name}).scalar_one() is not None
 
 
 def _postgres_options(schema: str | None, busy_timeout: float) -> str:
