@@ -87,17 +87,26 @@ class PlainProgress:
     clock: Callable[[], float] = time.monotonic
     step: float = 0.1
     every: float = 30.0
-    _tasks: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # started, last line, last step
+    _tasks: dict[str, _Task] = field(default_factory=dict)
 
     def update(self, description: str, done: int, total: int) -> None:
         now = self.clock()
-        started, last_time, last_step = self._tasks.setdefault(description, (now, now, 0))
+        task = self._tasks.get(description)
+        if task is None or done < task.done or task.done >= total:  # new, or started again
+            task = self._tasks[description] = _Task(started=now, printed_at=now)
+        task.done = done
         reached = int(done / total / self.step) if total > 0 else 0
-        if reached < last_step:  # the same task has started again
-            started, last_time, last_step = now, now, 0
-        if reached > last_step or now - last_time >= self.every:
+        if reached > task.steps or now - task.printed_at >= self.every:
             percent = f" ({100 * done / total:.0f}%)" if total > 0 else ""
             self.target.print(
-                f"{description}: {done:,}/{total:,}{percent}, {now - started:.0f} s", markup=False, highlight=False
+                f"{description}: {done:,}/{total:,}{percent}, {now - task.started:.0f} s", markup=False, highlight=False
             )
-            self._tasks[description] = (started, now, reached)
+            task.printed_at, task.steps = now, reached
+
+
+@dataclass
+class _Task:
+    started: float
+    printed_at: float
+    steps: int = 0  # steps of the total already reported
+    done: int = 0
