@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint bench bench-movielens bench-serve clean
+.PHONY: demo test lint bench bench-movielens bench-serve test-reads clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,19 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# The "Classic baselines" tables of docs/benchmarks.md: raw JSON records into docs/results/, tables regenerated
+# from them (`git diff docs/` then shows what changed).
 bench: $(STAMP)
-	$(BIN)/shoprec bench --data data/amazon_beauty --out runs/bench/amazon_beauty.md
-	$(BIN)/shoprec bench --data data/amazon_scientific --out runs/bench/amazon_scientific.md
+	$(BIN)/shoprec bench --data data/amazon_beauty --models pop,itemknn,userknn,als --results docs/results/amazon_beauty
+	$(BIN)/shoprec bench --data data/amazon_scientific --models pop,itemknn,userknn,als --results docs/results/amazon_scientific
+	$(BIN)/python scripts/bench_tables.py docs/benchmarks.md
 
 bench-movielens: $(STAMP)
-	$(BIN)/shoprec bench --data ../shared/data/movielens_1m --out runs/bench/movielens_1m.md
+	$(BIN)/shoprec bench --data ../shared/data/movielens_1m --models pop,itemknn,userknn,als --results docs/results/movielens_1m
+
+# Reads of each data set's test split per configuration, from runs/test_reads.jsonl (or $$SHOPREC_TEST_LEDGER).
+test-reads: $(STAMP)
+	$(BIN)/python scripts/test_reads.py
 
 bench-serve: $(STAMP)
 	$(BIN)/python scripts/bench_serve.py

@@ -21,6 +21,7 @@ from shoprec.data.benchmark import read_benchmark
 from shoprec.data.dataset import Dataset
 from shoprec.encoders.item_text import catalog_texts
 from shoprec.encoders.text import MiniLMEncoder, normalise
+from shoprec.evaluation.ledger import LEDGER_ENV
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,14 @@ def _pseudonym_key(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
     """Never touch the developer's real key file from a test."""
     monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY", TEST_KEY.hex())
     monkeypatch.setenv("SHOPREC_PSEUDONYM_KEY_FILE", str(tmp_path_factory.mktemp("key") / "pseudonym.key"))
+
+
+@pytest.fixture(autouse=True)
+def ledger_path(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test-split reads made by tests go to a throwaway ledger, never the developer's runs/test_reads.jsonl."""
+    path = tmp_path_factory.mktemp("ledger") / "test_reads.jsonl"
+    monkeypatch.setenv(LEDGER_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -80,20 +80,94 @@ def test_missing_data_and_missing_model_dir_are_clear_errors(beauty_dir: Path, t
     assert code == 2 and "not a shoprec model directory" in output
 
 
-def test_evaluate_runs_the_protocol_and_writes_json(beauty_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_runs_the_protocol_and_writes_json(beauty_dir: Path, tmp_path: Path, ledger_path: Path) -> None:
     out = tmp_path / "pop.json"
     code, output = invoke("evaluate", "--data", beauty_dir, "--model", "pop", "--out", out)
     assert code == 0, output
     result = json.loads(out.read_text())
-    assert set(result) >= {"valid", "test", "fit_seconds", "peak_rss_mb"}
+    assert set(result) >= {"valid", "test", "fit_seconds", "peak_rss_mb", "test_reads"}
     assert 0 <= result["test"]["metrics"]["NDCG@10"] <= result["test"]["metrics"]["HR@10"] <= 1
-    assert "HR@10" in output
+    assert "HR@10" in output and "read 1 time(s)" in output
+    code, output = invoke("evaluate", "--data", beauty_dir, "--model", "pop")
+    assert code == 0 and "read 2 time(s)" in output
+    assert len(ledger_path.read_text().splitlines()) == 2
 
 
-def test_evaluate_a_trained_model_on_its_data(trained: Path, beauty_dir: Path) -> None:
-    code, output = invoke("evaluate", "--data", beauty_dir, "--model-dir", trained)
+def test_bench_writes_one_json_record_per_config_and_reads_each_test_split_once(
+    beauty_dir: Path, tmp_path: Path, ledger_path: Path
+) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "pop.toml").write_text('model = "pop"\n')
+    (configs / "itemknn.toml").write_text('model = "itemknn"\n[search]\nshrink = [10.0, 50.0]\n')
+    (configs / "content.toml").write_text('model = "content"\n')  # in the folder, not asked for: not run
+    results = tmp_path / "results"
+    code, output = invoke(
+        "bench", "--data", beauty_dir, "--models", "pop,itemknn", "--configs", configs, "--results", results
+    )
     assert code == 0, output
-    assert "NDCG@10" in output
+    assert sorted(path.name for path in results.iterdir()) == ["itemknn.json", "pop.json"]
+    itemknn = json.loads((results / "itemknn.json").read_text())
+    assert itemknn["config"]["search"] == {"shrink": [10.0, 50.0]} and itemknn["config_path"].endswith("itemknn.toml")
+    assert itemknn["command"] == f"shoprec bench --data {beauty_dir} --models pop,itemknn --configs {configs} " + (
+        f"--results {results}"
+    )
+    assert itemknn["data"]["users"] == 2000 and len(itemknn["data"]["fingerprint"]) == 64
+    assert itemknn["test_reads"] == 1 and len(itemknn["result"]["trials"]) == 2
+    assert itemknn["machine"]["cores"] and itemknn["date"].endswith("Z")
+    assert f"| itemknn | 2,000 | {itemknn['result']['test']['metrics']['HR@5']:.4f} |" in output
+    assert len(ledger_path.read_text().splitlines()) == 2
+
+
+def test_bench_names_a_missing_config(beauty_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "pop.toml").write_text('model = "pop"\n')
+    code, output = invoke("bench", "--data", beauty_dir, "--models", "pop,als", "--configs", tmp_path)
+    assert code == 2 and "als.toml" in output and "pop" in output
+
+
+def test_evaluate_refuses_the_data_a_model_was_trained_on(trained: Path, beauty_dir: Path, ledger_path: Path) -> None:
+    code, output = invoke("evaluate", "--data", beauty_dir, "--model-dir", trained)
+    assert code == 2
+    assert "was trained on" in output and "validation targets" in output and "Traceback" not in output
+    assert not ledger_path.exists(), "a refused evaluation reads no test split"
+
+
+def write_sequences(folder: Path, rows: dict[str, list[int]]) -> Path:
+    folder.mkdir(parents=True)
+    lines = [f"{user} " + " ".join(f"i{item}" for item in items) for user, items in rows.items()]
+    (folder / "sequences.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_evaluate_a_trained_model_matches_a_hand_computation(tmp_path: Path, ledger_path: Path) -> None:
+    # Training rows u1..u23: i1 .. i<n>, then i24 (the held-out validation target). Pop counts what is left:
+    # i<k> occurs in rows n >= k, so its count is 24 - k: the ranking is i1, i2, ..., i23, then i24 (count 0).
+    train = write_sequences(tmp_path / "train", {f"u{n}": [*range(1, n + 1), 24] for n in range(1, 24)})
+    code, output = invoke("train", "--data", train, "--model", "pop", "--out", tmp_path / "pop")
+    assert code == 0, output
+    # New data, last item = target. The ranking skips each history:
+    #   e1 saw i1 i2  -> i3 i4 ...   target i4:  rank 2
+    #   e2 saw i5     -> i1 i2 ...   target i1:  rank 1
+    #   e3 saw i1..i3 -> i4 i5 ...   target i15: rank 12 (missed at 10, found at 20)
+    #   e4 saw i7 i3  -> ...         target i7:  a repeat, masked as seen: never found
+    data = write_sequences(tmp_path / "new", {"e1": [1, 2, 4], "e2": [5, 1], "e3": [1, 2, 3, 15], "e4": [7, 3, 7]})
+    out = tmp_path / "result.json"
+    code, output = invoke("evaluate", "--data", data, "--model-dir", tmp_path / "pop", "--out", out)
+    assert code == 0, output
+    result = json.loads(out.read_text())["test"]
+    expected = {
+        "HR@10": 2 / 4,
+        "NDCG@10": (1 / np.log2(3) + 1) / 4,
+        "MRR@10": (1 / 2 + 1) / 4,
+        "HR@20": 3 / 4,
+        "NDCG@20": (1 / np.log2(3) + 1 + 1 / np.log2(13)) / 4,
+    }
+    for name, value in expected.items():
+        assert result["metrics"][name] == pytest.approx(value), name
+    assert result["n_users"] == 4 and result["n_repeat_targets"] == 1
+    assert "repeat targets" in output and "read 1 time(s)" in output
+    (entry,) = [json.loads(line) for line in ledger_path.read_text().splitlines()]
+    assert entry["model"] == "pop" and entry["split"] == "last_item" and entry["n_users"] == 4
 
 
 def test_no_raw_user_id_reaches_the_model_directory(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shoprec.data.dataset import Dataset
-from shoprec.data.split import cold_item_split, hold_out_last, leave_one_out, temporal_split
+from shoprec.data.split import cold_item_split, cold_items, hold_out_last, leave_one_out, temporal_split
 from shoprec.types import Sequences
 
 ROWS = [[1, 2, 3, 4, 5], [6, 7, 8], [9, 10], [11]]
@@ -97,3 +97,38 @@ def test_cold_item_split_hides_cold_items_until_they_are_test_targets(beauty: Da
         assert split.test.targets.row(r)[0] == full[int(user)][-1], "the test target is the user's last item"
     again = cold_item_split(beauty.sequences, beauty.items.size, fraction=0.1, seed=3)
     np.testing.assert_array_equal(again.test.targets.items, split.test.targets.items)
+
+
+def test_cold_validation_items_are_disjoint_from_cold_test_items_and_absent_from_training(beauty: Dataset) -> None:
+    test_items, valid_items = cold_items(beauty.items.size, fraction=0.1, seed=3)
+    assert len(test_items) == len(valid_items) == round(0.1 * len(beauty.items))
+    assert not np.intersect1d(test_items, valid_items).size
+    split = cold_item_split(beauty.sequences, beauty.items.size, fraction=0.1, seed=3)
+    held_out = np.concatenate([test_items, valid_items])
+    for part in (split.train, split.valid.histories, split.test.histories):
+        assert not np.isin(part.items, held_out).any(), "a cold item reached training or a history"
+    assert np.isin(split.valid.targets.items, valid_items).all(), "validation asks only for cold validation items"
+    assert np.isin(split.test.targets.items, test_items).all(), "the test asks only for cold test items"
+    assert len(split.valid) > 100  # enough cold validation users to select on
+
+
+def test_cold_validation_target_is_the_second_to_last_item_ranked_from_the_warm_items_before_it(
+    beauty: Dataset,
+) -> None:
+    split = cold_item_split(beauty.sequences, beauty.items.size, fraction=0.1, seed=3)
+    test_items, valid_items = cold_items(beauty.items.size, fraction=0.1, seed=3)
+    warm = ~np.isin(np.arange(beauty.items.size), np.concatenate([test_items, valid_items]))
+    full = {int(u): beauty.sequences.row(r) for r, u in enumerate(beauty.sequences.users)}
+    for r, user in enumerate(split.valid.targets.users):
+        row = full[int(user)]
+        before_test = row[:-1] if len(row) >= 3 else row
+        assert split.valid.targets.row(r).tolist() == [before_test[-1]]
+        assert split.valid.histories.row(r).tolist() == [i for i in before_test[:-1] if warm[i]]
+
+
+def test_cold_items_keeps_the_test_draw_of_a_seed_and_refuses_fractions_that_cannot_be_drawn_twice() -> None:
+    first, _ = cold_items(1001, fraction=0.1, seed=0)
+    legacy = np.random.default_rng(0).choice(np.arange(1, 1001), size=100, replace=False)  # the test-only draw
+    np.testing.assert_array_equal(first, np.sort(legacy))
+    with pytest.raises(ValueError, match="fraction"):
+        cold_items(1001, fraction=0.5)

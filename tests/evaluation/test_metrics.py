@@ -111,3 +111,11 @@ def test_per_user_metrics_keys_and_shapes(hits: np.ndarray) -> None:
 def test_cut_off_outside_the_list_is_an_error(hits: np.ndarray, k: int) -> None:
     with pytest.raises(ValueError, match="cut-off"):
         m.hit_rate(hits, k)
+
+
+def test_repeated_targets_counts_distinct_targets_already_in_the_history() -> None:
+    histories = Sequences.from_lists([0, 1, 2, 3], [[1, 2, 3], [4], [], [7, 7]])
+    targets = Sequences.from_lists([0, 1, 2, 3], [[3, 3, 9], [5], [1], [7, 8]])
+    np.testing.assert_array_equal(m.repeated_targets(histories, targets), [1, 0, 0, 1])
+    with pytest.raises(ValueError, match="histories"):
+        m.repeated_targets(histories.take([0]), targets)

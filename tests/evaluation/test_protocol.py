@@ -232,6 +232,22 @@ def test_evaluate_result_is_json_friendly() -> None:
             assert f"{name}@{k}" in payload["metrics"]
 
 
+def test_a_repeat_target_is_counted_and_can_never_be_hit() -> None:
+    # User 1 bought item 2 before and buys it again: item 2 is masked as seen, so the perfect scorer still misses.
+    eval_set = EvalSet(Sequences.from_lists([0, 1], [[1], [2, 3]]), Sequences.from_lists([0, 1], [[2], [2]]))
+    result = evaluate(descending_index_scorer(2), eval_set, POPULARITY)
+    assert result.n_repeat_targets == 1
+    np.testing.assert_array_equal(result.per_user["HR@20"], [1, 0])
+    assert result.to_dict()["n_repeat_targets"] == 1
+    assert evaluate(descending_index_scorer(4), KNOWN, POPULARITY).n_repeat_targets == 0
+
+
+def test_result_survives_its_json_round_trip() -> None:
+    result = evaluate(descending_index_scorer(4), KNOWN, POPULARITY)
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert EvalResult.from_dict(payload).to_dict() == result.to_dict()
+
+
 def test_evaluate_rejects_mismatched_popularity_and_empty_sets() -> None:
     with pytest.raises(ValueError, match="expected"):
         evaluate(descending_index_scorer(4), KNOWN, np.ones(N_ITEMS + 1))

@@ -1,9 +1,51 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812 (the usual alias)
 
 from shoprec.models.blocks import TransformerBlock
+
+
+def reference_block(block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
+    """The block written out op by op with its own weights and no dropout: pre-LN, causal softmax attention with
+    an explicit mask, residuals, GELU FFN. (B, L, D) -> (B, L, D)."""
+    batch, length, dim = x.shape
+    heads = block.heads
+    normed = F.layer_norm(x, (dim,), block.attention_norm.weight, block.attention_norm.bias)
+
+    def split_heads(linear: torch.nn.Linear) -> torch.Tensor:  # (B, H, L, D/H)
+        return (normed @ linear.weight.T + linear.bias).view(batch, length, heads, dim // heads).transpose(1, 2)
+
+    q, k, v = split_heads(block.query), split_heads(block.key), split_heads(block.value)
+    logits = q @ k.transpose(-1, -2) / math.sqrt(dim // heads)  # (B, H, L, L)
+    future = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
+    weights = torch.softmax(logits.masked_fill(future, -math.inf), dim=-1)
+    attended = (weights @ v).transpose(1, 2).reshape(batch, length, dim)
+    x = x + attended @ block.out.weight.T + block.out.bias
+    first, _, second, _ = block.ffn
+    hidden = F.layer_norm(x, (dim,), block.ffn_norm.weight, block.ffn_norm.bias) @ first.weight.T + first.bias
+    return x + F.gelu(hidden) @ second.weight.T + second.bias
+
+
+def test_matches_the_reference_computation_without_dropout() -> None:
+    """In eval mode a block built with dropout computes exactly its dropout-free formula, for every head layout."""
+    torch.manual_seed(0)
+    for dim, heads in ((16, 4), (12, 1), (24, 3)):
+        block = TransformerBlock(dim=dim, heads=heads, dropout=0.3).eval()
+        x = torch.randn(3, 9, dim)
+        with torch.no_grad():
+            torch.testing.assert_close(block(x), reference_block(block, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_dropout_free_block_matches_the_reference_in_training_mode_too() -> None:
+    torch.manual_seed(0)
+    block = TransformerBlock(dim=8, heads=2, dropout=0.0).train()
+    x = torch.randn(2, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference_block(block, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from shoprec.models.itemknn import ItemKNN, ItemKNNConfig
 
 class TestItemKNN(RecommenderContract):
     model_class = ItemKNN
+    pop_comparison_users = 10_000  # the 2,000-user slice is too sparse for it to beat popularity (see contracts)
 
     def test_known_answer(self) -> None:
         model = ItemKNN(ItemKNNConfig(neighbours=2, shrink=1.0))

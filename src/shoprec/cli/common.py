@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -54,11 +56,19 @@ def load_data(path: Path, pseudonymize: Pseudonymizer | None = None) -> tuple[Da
 
 
 @contextmanager
-def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
-    """A callback ``(description, done, total)`` that drives one rich bar per description."""
+def progress_bars(
+    target: Console | None = None, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Callable[[str, int, int], None]]:
+    """A callback ``(description, done, total)``: one rich bar per description on a terminal; anywhere else (a
+    log file, a pipe, CI) plain lines instead, since transient bars print nothing there (`make demo > log` was
+    silent for 39 minutes)."""
+    target = target if target is not None else console
+    if not target.is_terminal:
+        yield PlainProgress(target, clock).update
+        return
     tasks: dict[str, TaskID] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bars:
+    with Progress(*columns, console=target, transient=True) as bars:
 
         def update(description: str, done: int, total: int) -> None:
             if description not in tasks:
@@ -66,3 +76,37 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
             bars.update(tasks[description], completed=done)
 
         yield update
+
+
+@dataclass
+class PlainProgress:
+    """Progress as plain lines: per task, one each time another ``step`` of the total is done, at least one every
+    ``every`` seconds while it moves, and one when it completes."""
+
+    target: Console
+    clock: Callable[[], float] = time.monotonic
+    step: float = 0.1
+    every: float = 30.0
+    _tasks: dict[str, _Task] = field(default_factory=dict)
+
+    def update(self, description: str, done: int, total: int) -> None:
+        now = self.clock()
+        task = self._tasks.get(description)
+        if task is None or done < task.done or task.done >= total:  # new, or started again
+            task = self._tasks[description] = _Task(started=now, printed_at=now)
+        task.done = done
+        reached = int(done / total / self.step) if total > 0 else 0
+        if reached > task.steps or now - task.printed_at >= self.every:
+            percent = f" ({100 * done / total:.0f}%)" if total > 0 else ""
+            self.target.print(
+                f"{description}: {done:,}/{total:,}{percent}, {now - task.started:.0f} s", markup=False, highlight=False
+            )
+            task.printed_at, task.steps = now, reached
+
+
+@dataclass
+class _Task:
+    started: float
+    printed_at: float
+    steps: int = 0  # steps of the total already reported
+    done: int = 0

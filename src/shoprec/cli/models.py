@@ -12,18 +12,20 @@ from shoprec.cli.common import console, load_data, progress_bars
 from shoprec.data.align import reindex
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import hold_out_last
+from shoprec.evaluation.ledger import Ledger
 from shoprec.evaluation.protocol import EvalResult, evaluate, rank
-from shoprec.evaluation.report import markdown_table, slices_table
+from shoprec.evaluation.report import HEADLINE, bench_section, markdown_table, slices_table
 from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.models.base import item_popularity
-from shoprec.models.registry import MODELS
+from shoprec.models.registry import MODELS, create_model
 from shoprec.privacy.pseudonym import Pseudonymizer
+from shoprec.training.bench import BenchEntry
 from shoprec.training.bench import bench as run_bench
 from shoprec.training.config import RunConfig
 from shoprec.training.experiment import run_protocol, train_model, tune
 from shoprec.types import Sequences
 
-HEADLINE = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR@10", "Coverage@10", "Gini@10"]
+CLASSIC = "pop,itemknn,userknn,als"  # the baselines docs/benchmarks.md publishes for every dataset
 DATA_HELP = "A benchmark folder (sequences.txt + items), a folder with events.* (+ catalog.*), or an events file."
 
 
@@ -43,6 +45,21 @@ def run_config(model: str | None, config: Path | None, split: str | None = None)
 def show_metrics(title: str, results: dict[str, EvalResult]) -> None:
     console.print(f"\n[bold]{title}[/bold]")
     console.print(markdown_table(list(results.items()), HEADLINE), markup=False)
+    repeats = {name: result.n_repeat_targets for name, result in results.items() if result.n_repeat_targets}
+    if repeats:
+        counts = ", ".join(f"{name} {count:,}" for name, count in repeats.items())
+        console.print(
+            f"[yellow]repeat targets (already in the user's history, so excluded as seen and never hit): "
+            f"{counts}[/yellow]"
+        )
+
+
+def show_test_reads(reads: int, ledger: Ledger) -> None:
+    """Say how often this test split has now been read: each read is a chance to tune on the test set."""
+    style = "green" if reads == 1 else "yellow"
+    console.print(
+        f"[{style}]test split of this data read {reads} time(s) with this configuration[/{style}] ({ledger.path})"
+    )
 
 
 def train(
@@ -68,30 +85,37 @@ def evaluate_command(
     data: Path = typer.Option(..., help=DATA_HELP),
     model: str | None = typer.Option(None, help="Run the full leave-one-out protocol for this model."),
     config: Path | None = typer.Option(None, help="Run config TOML instead of --model."),
-    model_dir: Path | None = typer.Option(None, help="Evaluate a trained model on DATA's last items instead."),
+    model_dir: Path | None = typer.Option(
+        None, help="Evaluate a trained model on DATA's last items instead (DATA must not be its training data)."
+    ),
     split: str | None = typer.Option(
         None,
         help="leave_one_out (default), temporal (a global time cut) or cold_items (10% of items unseen in training).",
     ),
     out: Path | None = typer.Option(None, help="Write the full result as JSON."),
 ) -> None:
-    """Full ranking over all items, seen items excluded: HR/NDCG/MRR/Recall/Precision/F1@5,10,20 and more."""
+    """Full ranking over all items, seen items excluded: HR/NDCG/MRR/Recall/Precision/F1@5,10,20 and more.
+
+    Every read of a test split is appended to the ledger ($SHOPREC_TEST_LEDGER, default runs/test_reads.jsonl).
+    """
     dataset, _ = load_data(data)
+    ledger = Ledger.default()
     if model_dir is not None:
-        result = _evaluate_trained(model_dir, dataset)
-        payload: dict[str, object] = {"model_dir": str(model_dir), "test": result.to_dict()}
+        result, reads = _evaluate_trained(model_dir, dataset, data, ledger)
+        payload: dict[str, object] = {"model_dir": str(model_dir), "test": result.to_dict(), "test_reads": reads}
         show_metrics("test (last item of each user in DATA)", {str(model_dir): result})
     else:
         run = run_config(model, config, split)
         with progress_bars() as progress:
-            protocol = run_protocol(dataset, run, progress)
+            protocol = run_protocol(dataset, run, progress, ledger)
         payload = protocol.to_dict()
-        result = protocol.test
+        result, reads = protocol.test, protocol.test_reads
         show_metrics(f"{run.split}, full ranking", {"validation": protocol.valid, "test": protocol.test})
         console.print(
             f"fit {protocol.fit_seconds:.1f}s, total {protocol.total_seconds:.1f}s, "
             f"peak memory {protocol.peak_rss_mb:.0f} MB, options {protocol.options}"
         )
+    show_test_reads(reads, ledger)
     console.print("\n[bold]test slices[/bold]")
     console.print(slices_table(result), markup=False)
     if out is not None:
@@ -124,53 +148,91 @@ def tune_command(
         out.write_text(json.dumps(trials, indent=2))
 
 
-def _evaluate_trained(model_dir: Path, dataset: Dataset) -> EvalResult:
-    recommender, items, _ = load_artifact(model_dir)
+def _evaluate_trained(model_dir: Path, dataset: Dataset, data: Path, ledger: Ledger) -> tuple[EvalResult, int]:
+    """Rank each user's last item from the rest of their history; refuses the model's own training data, whose
+    last items were the validation targets the model was selected on."""
+    recommender, items, manifest = load_artifact(model_dir)
     sequences, unknown = reindex(dataset.sequences, dataset.items, items)
     if unknown:
         console.print(f"[yellow]{unknown:,} interactions name items the model does not know; left out[/yellow]")
     history, targets = hold_out_last(sequences)
+    if dataset.fingerprint() == manifest.data_fingerprint:
+        raise ValueError(
+            f"{data} is the data {model_dir} was trained on (data fingerprint {manifest.data_fingerprint[:12]}): "
+            "its last items were the validation targets the model was selected on, so these would be validation "
+            f"figures, not test figures. Evaluate on data the model has not seen, or run the whole protocol with "
+            f"`shoprec evaluate --data {data} --model {manifest.model}`."
+        )
     popularity = item_popularity(history, items.size)
     with progress_bars() as progress:
-        return evaluate(
+        result = evaluate(
             recommender,
             targets,
             item_popularity=popularity,
             on_chunk=lambda done: progress("testing", done, len(targets)),
         )
+    config = {"model_dir": str(model_dir), "trained_on": manifest.data_fingerprint, "options": manifest.options}
+    reads = ledger.record(
+        data_name=dataset.name,
+        data_fingerprint=dataset.fingerprint(),
+        model=manifest.model,
+        config=config,
+        split="last_item",
+        n_users=len(targets),
+    )
+    return result, reads
 
 
 def bench(
     data: Path = typer.Option(..., help=DATA_HELP),
-    configs: Path | None = typer.Option(None, help="Folder of run configs; default configs/<data folder name>."),
     models: str = typer.Option(
-        "pop,itemknn,userknn,als,content",
-        help=f"Comma-separated models when no config folder applies (any of: {', '.join(MODELS)}).",
+        CLASSIC,
+        help="Comma-separated run configs, in order: each NAME runs CONFIGS/NAME.toml, or, when CONFIGS does not "
+        f"exist, model NAME with its defaults (any of: {', '.join(MODELS)}).",
     ),
-    out: Path | None = typer.Option(None, help="Write the markdown table here too."),
+    configs: Path | None = typer.Option(None, help="Folder of run configs; default configs/<data folder name>."),
+    out: Path | None = typer.Option(None, help="Write the markdown tables here too."),
+    results: Path | None = typer.Option(
+        None, help="Write one JSON record per config here: what docs/benchmarks.md tables are generated from."
+    ),
 ) -> None:
-    """Every model on one dataset through the leave-one-out protocol; prints a markdown table."""
+    """Run configs on one dataset through the leave-one-out protocol, each in a fresh process; prints the
+    markdown tables docs/benchmarks.md publishes, and with --results the raw JSON records they are made from."""
     folder = configs if configs is not None else Path("configs") / data.name
-    runs = (
-        [RunConfig.from_toml(path) for path in sorted(folder.glob("*.toml"))]
-        if folder.is_dir()
-        else [RunConfig(model=name) for name in models.split(",")]
-    )
-    if not runs:
-        raise ValueError(f"no *.toml run config in {folder}")
+    entries = [_bench_entry(name.strip(), folder) for name in models.split(",")]
     load_data(data)
-    with console.status("benchmarking") as status:
-        results = run_bench(data, runs, on_start=lambda run: status.update(f"running {run.model}…"))
-    table = markdown_table([(r.model, r.test) for r in results], HEADLINE)
-    costs = "\n".join(
-        f"| {r.model} | {r.fit_seconds:.1f} | {r.total_seconds:.1f} | {r.peak_rss_mb:.0f} | `{json.dumps(r.options)}` |"
-        for r in results
+    command = f"shoprec bench --data {data} --models {models}" + "".join(
+        f" --{flag} {value}" for flag, value in (("configs", configs), ("results", results)) if value is not None
     )
-    text = f"{table}\n\n| model | fit s | total s | peak MB | options |\n|---|---:|---:|---:|---|\n{costs}\n"
+    ledger = Ledger.default()
+
+    def announce(entry: BenchEntry) -> None:
+        console.print(f"[{entries.index(entry) + 1}/{len(entries)}] {entry.name}: running in a child process…")
+
+    records = run_bench(data, entries, ledger, command, on_start=announce)
+    text = bench_section(records)
     console.print(text, markup=False)
+    if results is not None:
+        results.mkdir(parents=True, exist_ok=True)
+        for record in records:
+            (results / f"{record['name']}.json").write_text(json.dumps(record, indent=2) + "\n")
+        console.print(f"[green]wrote[/green] {len(records)} JSON record(s) to {results}")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def _bench_entry(name: str, folder: Path) -> BenchEntry:
+    """NAME's config from ``folder``; the model's defaults only when there is no config folder at all."""
+    if not folder.is_dir():
+        entry = BenchEntry(RunConfig(model=name))
+    elif (folder / f"{name}.toml").is_file():
+        entry = BenchEntry(RunConfig.from_toml(folder / f"{name}.toml"), folder / f"{name}.toml")
+    else:
+        available = ", ".join(sorted(path.stem for path in folder.glob("*.toml")))
+        raise FileNotFoundError(f"no run config {folder / name}.toml; {folder} holds: {available or 'none'}")
+    create_model(entry.run.model, entry.run.options)  # an unknown model or option fails now, not minutes later
+    return entry
 
 
 def recommend(

@@ -97,29 +97,50 @@ def _window(sequences: Sequences, histories: Sequences, start: float, end: float
     return EvalSet(histories=histories.take(rows), targets=targets.take(rows))
 
 
-def cold_item_split(sequences: Sequences, n_items: int, fraction: float = 0.1, seed: int = 0) -> Split:
-    """The cold-item protocol: a random ``fraction`` of items loses every interaction before the test, and only
-    users whose test item is one of them are evaluated.
+def cold_items(n_items: int, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random draws of ``fraction`` of the real items: (cold test items, cold validation items).
 
-    Cold items are removed from training, from validation and from the histories the test ranks from, so a model
-    meets them for the first time as candidates: only what it knows beyond interactions (item text) can find them.
+    The test draw comes first, so adding the validation draw left the test items of a seed unchanged.
     ``n_items`` is the vocabulary size including padding.
     """
-    if not 0 < fraction < 1:
-        raise ValueError("fraction must be in (0, 1)")
+    if not 0 < fraction < 0.5:
+        raise ValueError("fraction must be in (0, 0.5): two disjoint draws of it must fit in the catalog")
     rng = np.random.default_rng(seed)
     real_items = np.arange(1, n_items)
-    is_cold = np.zeros(n_items, dtype=bool)
-    is_cold[rng.choice(real_items, size=max(1, round(fraction * len(real_items))), replace=False)] = True
+    size = max(1, round(fraction * len(real_items)))
+    test = rng.choice(real_items, size=size, replace=False)
+    valid = rng.choice(np.setdiff1d(real_items, test), size=size, replace=False)
+    return np.sort(test), np.sort(valid)
+
+
+def cold_item_split(sequences: Sequences, n_items: int, fraction: float = 0.1, seed: int = 0) -> Split:
+    """The cold-item protocol, with its own cold validation: two disjoint random ``fraction``s of items (see
+    ``cold_items``) lose every interaction, one for the test and one for validation.
+
+    Test: the users whose last item is a cold test item; validation: the users whose second-to-last item is a cold
+    validation item. Both kinds of cold items are removed from training and from every history ranked from, so a
+    model meets them for the first time as candidates: only what it knows beyond interactions (item text) can find
+    them. Model selection and early stopping on this split thus measure cold-start skill, on items the test never
+    asks for.
+    """
+    test_items, valid_items = cold_items(n_items, fraction, seed)
+    held_out = np.zeros(n_items, dtype=bool)
+    held_out[test_items] = held_out[valid_items] = True
     before_test, test = hold_out_last(sequences, min_history=2)
-    warm = before_test.keep(~is_cold[before_test.items])
-    train, valid = hold_out_last(warm, min_history=1)
-    cold_rows = np.flatnonzero(is_cold[test.targets.items])
-    by_user = np.argsort(warm.users)
-    histories = warm.take(by_user[np.searchsorted(warm.users[by_user], test.histories.users[cold_rows])])
-    keep = np.flatnonzero(histories.lengths() > 0)
+    _, valid = hold_out_last(before_test, min_history=1)
+    warm = before_test.keep(~held_out[before_test.items])  # every warm event precedes both targets
     return Split(
-        train=train,
-        valid=valid,
-        test=EvalSet(histories.take(keep), test.targets.take(cold_rows[keep])),
+        train=warm,
+        valid=_with_cold_target(valid, valid_items, warm),
+        test=_with_cold_target(test, test_items, warm),
     )
+
+
+def _with_cold_target(held_out: EvalSet, cold: np.ndarray, warm: Sequences) -> EvalSet:
+    """The users of ``held_out`` whose target is in ``cold``, ranked from their warm events (users with none
+    are dropped: there is nothing to rank from)."""
+    rows = np.flatnonzero(np.isin(held_out.targets.items, cold))  # one target per row
+    by_user = np.argsort(warm.users)
+    histories = warm.take(by_user[np.searchsorted(warm.users[by_user], held_out.targets.users[rows])])
+    keep = np.flatnonzero(histories.lengths() > 0)
+    return EvalSet(histories.take(keep), held_out.targets.take(rows[keep]))

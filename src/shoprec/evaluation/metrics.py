@@ -32,6 +32,19 @@ def n_relevant(targets: Sequences) -> np.ndarray:
     return np.bincount(rows, minlength=len(targets)).astype(np.int64)
 
 
+def repeated_targets(histories: Sequences, targets: Sequences) -> np.ndarray:
+    """(B,) int64: distinct targets per row that are already in that row's history (a repeat purchase).
+
+    The protocol excludes seen items from the ranking, so such a target can never be hit.
+    """
+    if len(histories) != len(targets):
+        raise ValueError(f"{len(histories)} histories for {len(targets)} target rows")
+    width = _key_width(histories.items, targets.items)
+    truth = np.unique(_truth_keys(targets, width))
+    repeated = np.isin(truth, _truth_keys(histories, width))
+    return np.bincount(truth[repeated] // width, minlength=len(targets)).astype(np.int64)
+
+
 def hit_rate(hits: np.ndarray, k: int) -> np.ndarray:
     """1 when any target is in the top ``k``."""
     return np.asarray(_top(hits, k).any(axis=1), dtype=np.float64)

@@ -14,7 +14,7 @@ import numpy as np
 
 from shoprec.data.split import EvalSet
 from shoprec.evaluation.beyond import coverage, gini, mean_popularity, novelty, popularity_head
-from shoprec.evaluation.metrics import hits_matrix, n_relevant, per_user_metrics
+from shoprec.evaluation.metrics import hits_matrix, n_relevant, per_user_metrics, repeated_targets
 from shoprec.types import PADDING, Sequences
 
 # Lower bounds of the history-length buckets; a history shorter than the first bound falls in bucket "0".
@@ -50,17 +50,22 @@ class SliceResult:
 
 @dataclass(frozen=True, eq=False)  # eq=False: per-user arrays make field-wise == ambiguous
 class EvalResult:
-    """Mean metrics over ``n_users``, per-slice means, and the per-user arrays behind them."""
+    """Mean metrics over ``n_users``, per-slice means, and the per-user arrays behind them.
+
+    ``n_repeat_targets`` counts targets already in their user's history: excluded as seen, they count as misses.
+    """
 
     metrics: dict[str, float]
     n_users: int
     slices: list[SliceResult] = field(default_factory=list)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    n_repeat_targets: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: plain floats and ints, without the per-user arrays."""
         return {
             "n_users": int(self.n_users),
+            "n_repeat_targets": int(self.n_repeat_targets),
             "metrics": {name: float(value) for name, value in self.metrics.items()},
             "slices": [
                 {
@@ -72,6 +77,18 @@ class EvalResult:
                 for s in self.slices
             ],
         }
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> EvalResult:
+        """Back from ``to_dict`` (per-user arrays are not stored), e.g. to render a published JSON result."""
+        return cls(
+            metrics=dict(payload["metrics"]),
+            n_users=int(payload["n_users"]),
+            slices=[
+                SliceResult(s["kind"], s["name"], int(s["n_users"]), dict(s["metrics"])) for s in payload["slices"]
+            ],
+            n_repeat_targets=int(payload["n_repeat_targets"]),
+        )
 
 
 def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.ndarray:
@@ -164,7 +181,8 @@ def evaluate(
 
     ``item_popularity`` is the (n_items,) training interaction count per item index (index 0 = padding = 0);
     its length must equal the score width. A target the user already has in their history is excluded like
-    any seen item and so cannot be hit: repeat consumption is out of scope for this protocol.
+    any seen item and so cannot be hit (repeat consumption is out of scope for this protocol); such targets are
+    counted in ``n_repeat_targets`` so a report can say how many of the misses were certain.
     """
     popularity = np.asarray(item_popularity)
     if popularity.ndim != 1 or len(popularity) < 2:
@@ -182,7 +200,8 @@ def evaluate(
     metrics = {name: float(values.mean()) for name, values in per_user.items()}
     metrics.update(_beyond_accuracy(ranked, popularity, ks))
     slices = _slices(eval_set, popularity, per_user, ks)
-    return EvalResult(metrics=metrics, n_users=len(eval_set), slices=slices, per_user=per_user)
+    repeats = int(repeated_targets(eval_set.histories, eval_set.targets).sum())
+    return EvalResult(metrics, len(eval_set), slices, per_user, n_repeat_targets=repeats)
 
 
 def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:

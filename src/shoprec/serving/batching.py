@@ -60,7 +60,7 @@ class MicroBatcher(Generic[Request, Result]):
     def _answer(self, requests: list[Request]) -> list[Result | Exception]:
         """In the worker thread: the batch's results, or each request's own result or error when the batch fails."""
         try:
-            results = list(self._run(requests))
+            results: list[Result | Exception] = list(self._run(requests))
             if len(results) != len(requests):
                 raise ValueError(f"the batch function answered {len(results)} of {len(requests)} requests")
             return results

@@ -24,14 +24,19 @@ class RunConfig(Config):
     search: dict[str, list[Any]] = Field(default_factory=dict)
     selection_metric: str = "NDCG@10"
     # leave_one_out: the papers' protocol; temporal: a global time cut (needs timestamps); cold_items: a random
-    # cold_fraction of items loses all interactions and only users whose test item is cold are evaluated
+    # cold_fraction of items (test) and another, disjoint one (validation) lose all interactions, and only users
+    # whose test (validation) item is cold are tested (validated)
     split: Literal["leave_one_out", "temporal", "cold_items"] = "leave_one_out"
-    cold_fraction: float = Field(default=0.1, gt=0, lt=1)
+    cold_fraction: float = Field(default=0.1, gt=0, lt=0.5)
     split_seed: int = 0
     # item text -> vectors, computed (and cached under cache_dir) only for models that use item text
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     cache_dir: Path = Path("runs/cache")
     chunk_size: int = Field(default=1024, ge=1)  # users scored at once during evaluation
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the figures (JSON-ready): everything but where caches go and how many users score at once."""
+        return self.model_dump(mode="json", exclude={"cache_dir", "chunk_size"})
 
     @classmethod
     def from_toml(cls, path: Path) -> RunConfig:

@@ -15,6 +15,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_out, temporal_split
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
 from shoprec.encoders.text import create_encoder
+from shoprec.evaluation.ledger import Ledger
 from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.models.artifact import Manifest
 from shoprec.models.base import item_popularity
@@ -54,6 +55,7 @@ class ProtocolResult:
     fit_seconds: float
     total_seconds: float
     peak_rss_mb: float
+    test_reads: int  # reads of this data's test split with this configuration, per the ledger, this one included
     trials: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,12 +67,16 @@ class ProtocolResult:
             "fit_seconds": round(self.fit_seconds, 2),
             "total_seconds": round(self.total_seconds, 2),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "test_reads": self.test_reads,
             "trials": self.trials,
         }
 
 
-def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> ProtocolResult:
-    """Full ranking, seen items excluded, on the run's split; the test targets are read exactly once, here."""
+def run_protocol(
+    dataset: Dataset, run: RunConfig, progress: Progress | None = None, ledger: Ledger | None = None
+) -> ProtocolResult:
+    """Full ranking, seen items excluded, on the run's split; the test targets are read exactly once, here, and
+    that read is recorded in ``ledger`` (default ``Ledger.default()``)."""
     started = time.perf_counter()
     split = make_split(dataset, run)
     vectors = text_vectors(dataset, run, progress)
@@ -83,6 +89,14 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
         chunk_size=run.chunk_size,
         on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
     )
+    reads = (ledger or Ledger.default()).record(
+        data_name=dataset.name,
+        data_fingerprint=dataset.fingerprint(),
+        model=run.model,
+        config=run.identity(),
+        split=run.split,
+        n_users=len(split.test),
+    )
     return ProtocolResult(
         model=run.model,
         options=selection.model.config.model_dump(),
@@ -91,6 +105,7 @@ def run_protocol(dataset: Dataset, run: RunConfig, progress: Progress | None = N
         fit_seconds=selection.best.fit_seconds,
         total_seconds=time.perf_counter() - started,
         peak_rss_mb=peak_rss_mb(),
+        test_reads=reads,
         trials=[
             {"options": t.options, "valid": t.valid.metrics, "fit_seconds": t.fit_seconds} for t in selection.trials
         ],
