@@ -123,7 +123,17 @@ def test_create_encoder_is_lazy_and_follows_the_config() -> None:
     assert encoder.batch_size == 8
     assert encoder._model is None  # nothing loaded until the first encode
     assert isinstance(create_encoder(EncoderConfig()), MiniLMEncoder)
-    assert set(ENCODERS) == {"minilm", "e5"}
+    assert set(ENCODERS) == {"minilm", "e5", "hashing"}
+
+
+def test_the_hashing_encoder_matches_shared_words_and_chinese_bigrams() -> None:
+    """No weights: a query finds the titles that share its words, in English or (by character bigrams) Chinese."""
+    encoder = create_encoder(EncoderConfig(name="hashing"))
+    titles = encoder.encode(["Red nail polish", "Moisturising face cream", "指甲油 红色", "保湿面霜", ""])
+    assert np.allclose(np.linalg.norm(titles[:4], axis=1), 1.0) and not titles[4].any()
+    for query, best in (("nail polish", 0), ("face cream", 1), ("红色指甲油", 2), ("面霜", 3)):
+        assert int(np.argmax(titles @ encoder.encode([query], "query")[0])) == best
+    np.testing.assert_array_equal(encoder.encode(["Red nail polish"]), titles[:1])  # deterministic
 
 
 def test_encoder_names_record_model_and_package_version() -> None:
