@@ -124,11 +124,10 @@ def model_dir(trained_sasrec: SASRec, serving_data: Dataset, tmp_path_factory: p
 
 
 @pytest.fixture(scope="session")
-def seed_sqlite(serving_data: Dataset) -> Callable[[Path], str]:
-    """Makes a SQLite store in a directory, seeded with the slice's catalog and every interaction; gives its URL."""
+def seed_url(serving_data: Dataset) -> Callable[[str], str]:
+    """Seeds the (empty) store at a URL of either backend with the slice's catalog and every interaction."""
 
-    def seed(directory: Path) -> str:
-        url = f"sqlite:///{directory / 'store.sqlite3'}"
+    def seed(url: str) -> str:
         store = Store(url)
         try:
             seed_store(store, serving_data)
@@ -137,6 +136,12 @@ def seed_sqlite(serving_data: Dataset) -> Callable[[Path], str]:
         return url
 
     return seed
+
+
+@pytest.fixture(scope="session")
+def seed_sqlite(seed_url: Callable[[str], str]) -> Callable[[Path], str]:
+    """Makes a seeded SQLite store in a directory; gives its URL."""
+    return lambda directory: seed_url(f"sqlite:///{directory / 'store.sqlite3'}")
 
 
 @pytest.fixture

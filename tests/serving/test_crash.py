@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,9 +23,7 @@ import httpx
 import pytest
 
 from shoprec.cli.serve import _seed
-from shoprec.data.dataset import Dataset
 from shoprec.privacy.pseudonym import Pseudonymizer
-from shoprec.serving.seed import seed_store
 from shoprec.storage.store import Store
 
 KEY = "crash-test-key"
@@ -82,17 +80,11 @@ def serving(
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def any_seeded_store_url(request: pytest.FixtureRequest, serving_data: Dataset) -> str:
+def any_seeded_store_url(request: pytest.FixtureRequest, seed_url: Callable[[str], str]) -> str:
     """A fresh store of each backend, seeded with the serving slice."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("seeded_store_url"))
-    url = str(request.getfixturevalue("postgres_url"))
-    store = Store(url)
-    try:
-        seed_store(store, serving_data)
-    finally:
-        store.close()
-    return url
+    return seed_url(str(request.getfixturevalue("postgres_url")))
 
 
 @pytest.mark.slow
