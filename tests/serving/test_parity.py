@@ -14,8 +14,8 @@ from shoprec.evaluation.protocol import rank
 from shoprec.models.artifact import load_artifact
 from shoprec.models.sasrec import SASRec
 from shoprec.serving.pipeline import FeedRequest, Pipeline
-from shoprec.storage.store import Store
-from shoprec.types import Sequences
+from shoprec.storage.store import Store, StoredEvent
+from shoprec.types import EventType, Sequences
 
 USERS = 40
 K = 10
@@ -51,3 +51,30 @@ def test_the_served_item_table_is_the_trained_one(
     served = pipeline.catalog.snapshot().table
     assert served is not None
     np.testing.assert_array_equal(served[: model.n_items], model.item_table())
+
+
+def test_an_explanation_covers_every_history_item_the_model_reads(
+    model_dir: Path, store: Store, cache_dir: Path, serving_data: Dataset
+) -> None:
+    """A history longer than the Transformer's window (max_len 20): each distinct item among the last 20 that moves
+    the score is a reason, with its hand-computed share; nothing older is."""
+    pipeline = Pipeline.load(model_dir, store, search_encoder="hashing", cache_dir=cache_dir)
+    model, vocabulary, _ = load_artifact(model_dir)
+    assert model.history_window == 20
+    items = list(vocabulary.ids[:40])
+    store.add_events([StoredEvent("long-history", item, EventType.VIEW, 1_000.0 + t) for t, item in enumerate(items)])
+    history = vocabulary.lookup(items)
+    target = pipeline.recommend("long-history", "raw", k=1).items[0].item_id
+    explained = pipeline.explain("long-history", "raw", target)
+    column = vocabulary.index(target)
+
+    def hand_score(h: np.ndarray) -> float:
+        return float(model.score(Sequences.from_lists([0], [h]))[0, column])
+
+    drops = {vocabulary.id_of(int(i)): hand_score(history) - hand_score(history[history != i]) for i in history[-20:]}
+    positive = sum(drop for drop in drops.values() if drop > 0)
+    assert {reason.item_id for reason in explained.reasons} == {item for item, drop in drops.items() if drop != 0}
+    assert len(explained.reasons) >= 15  # the whole window, not a few recent items
+    for reason in explained.reasons:
+        assert reason.item_id is not None
+        assert reason.contribution == pytest.approx(drops[reason.item_id] / positive, rel=1e-4, abs=1e-6)
