@@ -335,7 +335,12 @@ def test_unknown_item_is_404_naming_item_id(client: TestClient, users: list[str]
 
 def test_reload(client: TestClient, users: list[str], tmp_path: Path) -> None:
     version = client.get("/health").json()["model_version"]
-    for body in ({"model_dir": str(tmp_path)}, {"model_dir": str(tmp_path / "missing")}):
+    foreign, listed = tmp_path / "foreign", tmp_path / "listed"
+    for directory, manifest in ((foreign, '{"model": "sasrec", "weights": "elsewhere"}'), (listed, "[1, 2]")):
+        directory.mkdir()
+        (directory / "manifest.json").write_text(manifest)  # a manifest that is not ours, or not even an object
+    for path in (tmp_path, tmp_path / "missing", foreign, listed):
+        body = {"model_dir": str(path)}
         assert error(client.post("/v1/admin/reload", json=body, headers=WRITE), 400)["field"] == "model_dir"
         feed = client.get(f"/v1/users/{users[0]}/recommendations")
         assert feed.status_code == 200 and feed.json()["model_version"] == version
