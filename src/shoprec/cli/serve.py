@@ -51,7 +51,9 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    search_encoder: Literal["e5", "minilm"] = typer.Option("e5", help="Text encoder of the search endpoint."),
+    search_encoder: Literal["e5", "minilm", "hashing"] = typer.Option(
+        "e5", help="Text encoder of the search endpoint (hashing: word overlap, no model to load)."
+    ),
     cache_dir: Path = typer.Option(Path("runs/cache"), help="Encoder cache: item text is encoded once, ever."),
     workers: int = typer.Option(
         1, min=1, help="Server processes on the one port and store (one request uses one core: match the cores)."
@@ -79,7 +81,7 @@ def run_server(
     database_url: str = DEFAULT_DATABASE_URL,
     host: str = "127.0.0.1",
     port: int = 8000,
-    search_encoder: Literal["e5", "minilm"] = "e5",
+    search_encoder: Literal["e5", "minilm", "hashing"] = "e5",
     cache_dir: Path = Path("runs/cache"),
     workers: int = 1,
     read_key_required: bool = False,
