@@ -190,6 +190,13 @@ def test_a_store_from_before_catalog_revisions_is_upgraded(tmp_path: Path) -> No
         store.close()
 
 
+def test_an_item_marked_unavailable_stays_so_until_it_is_written_back(store: Store) -> None:
+    store.upsert_items([CatalogItem("a", title="A"), CatalogItem("b", available=False)])
+    assert [(item.item_id, item.available) for item in store.items()] == [("a", True), ("b", False)]
+    store.upsert_items([CatalogItem("b")])
+    assert store.get_item("b") == CatalogItem("b", available=True)
+
+
 def test_known_items_with_more_ids_than_one_query_takes(store: Store) -> None:
     store.upsert_items([CatalogItem(f"item{i}") for i in range(0, 3000, 2)])
     asked = [f"item{i}" for i in range(3000)] + ["item0", "unknown"]

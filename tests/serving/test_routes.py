@@ -24,6 +24,7 @@ from shoprec.serving.deps import get_pipeline
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.serving.schemas import RecommendationList
 from shoprec.serving.settings import ServingSettings
+from shoprec.storage.store import StoreBusy
 
 KEY = "route-key"
 # Every registry model that reads no item text: served with the hashing encoder for search.
@@ -133,3 +134,43 @@ def test_a_slow_feed_batch_does_not_stall_other_requests(
         feed_seconds, health_seconds = asyncio.run(race())
     assert feed_seconds >= 1.0
     assert health_seconds < 0.5, "the event loop was blocked by the feed batch"
+
+
+def test_an_unavailable_item_is_never_listed_until_it_is_back(
+    classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path
+) -> None:
+    with TestClient(app_for(classic_dir("itemknn"), seeded_store_url, cache_dir)) as client:
+        popular = client.get("/v1/users/nobody/recommendations", params={"k": 3}).json()["items"]
+        top = popular[0]
+        item = {key: top[key] for key in ("item_id", "title", "category")}
+
+        def everywhere() -> set[str]:
+            feed = client.get("/v1/users/nobody/recommendations", params={"k": 3}).json()["items"]
+            similar = client.get(f"/v1/items/{popular[1]['item_id']}/similar", params={"k": 50}).json()["items"]
+            found = client.get("/v1/search", params={"q": top["title"], "k": 50}).json()["items"]
+            return {i["item_id"] for i in feed + similar + found}
+
+        assert top["item_id"] in everywhere()
+        written = client.post("/v1/items", json={"items": [item | {"available": False}]}, headers={"X-API-Key": KEY})
+        assert written.json() == {"stored": 1, "new": 0}
+        assert top["item_id"] not in everywhere()
+        client.post("/v1/items", json={"items": [item]}, headers={"X-API-Key": KEY})  # back in stock
+        assert top["item_id"] in everywhere()
+
+
+def test_a_busy_store_is_a_503_with_retry_after(
+    classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = app_for(classic_dir("itemknn"), seeded_store_url, cache_dir)
+    with TestClient(app) as client:
+        item = client.get("/v1/users/nobody/recommendations", params={"k": 1}).json()["items"][0]["item_id"]
+
+        def busy(events: object) -> int:
+            raise StoreBusy("database is locked")
+
+        monkeypatch.setattr(app.state.runtime.store, "add_events", busy)
+        answer = client.post(
+            "/v1/events", json={"events": [{"user_id": "u", "item_id": item}]}, headers={"X-API-Key": KEY}
+        )
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["status"] == 503

@@ -36,6 +36,7 @@ class ItemIndex:
     positions: dict[str, int]
     items: tuple[CatalogItem | None, ...]  # None: known to the model only, no catalog record
     prices: np.ndarray  # (N,) float64, NaN when unknown
+    available: np.ndarray  # (N,) bool: False for items the catalog marks unavailable (padding too)
     category_codes: np.ndarray  # (N,) int64 into ``paths``; -1 without a category
     paths: tuple[frozenset[str], ...]  # each distinct category path as its lower-cased levels
     query_categories: tuple[str, ...]  # level names a query may name as a filter (see ``index_items``)
@@ -101,11 +102,14 @@ def index_items(
     counted = np.zeros(n, dtype=np.float32)
     counted[:n_trained] = popularity[:n_trained]
     prices = [np.nan if item is None or item.price is None else item.price for item in items]
+    available = np.array([item is None or item.available for item in items], dtype=bool)
+    available[PADDING] = False
     return ItemIndex(
         ids=tuple(ids),
         positions={item_id: i for i, item_id in enumerate(ids) if i != PADDING},
         items=tuple(items),
         prices=np.asarray(prices, dtype=np.float64),
+        available=available,
         category_codes=np.asarray(codes, dtype=np.int64),
         paths=tuple(paths),
         query_categories=tuple(name for name, count in counts.items() if count <= (n - 1) / 2),

@@ -18,6 +18,7 @@ from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchRea
 from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.stages import (
     AllItems,
+    Available,
     CandidateSource,
     Category,
     Filter,
@@ -36,7 +37,7 @@ from shoprec.types import PADDING, Sequences
 
 SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
 SEARCH_PERSONAL_WEIGHT = 0.2  # the same in personalised search
-FILTERS: tuple[Filter, ...] = (Seen(), Category(), Price())
+FILTERS: tuple[Filter, ...] = (Available(), Seen(), Category(), Price())
 ALL_ITEMS = AllItems()
 
 
@@ -120,12 +121,12 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),
-            filters=(Category(), Price()),
+            filters=(Available(), Category(), Price()),
             explainer=SimilarReasons(),
         ),
         search=Ranker(
             Personalised(TextRelevance(encode_query), feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
-            filters=(Category(), Price()),
+            filters=(Available(), Category(), Price()),
             explainer=SearchReasons(),
         ),
         window=model.history_window,

@@ -73,6 +73,14 @@ class SimilarTo:
 # ---- filters --------------------------------------------------------------------------------------------------
 
 
+class Available:
+    """Items the catalog marks unavailable (out of stock, delisted) are never shown."""
+
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        allowed &= items.available
+        return None
+
+
 class Seen:
     """The user's whole history, however long, when the request excludes seen items (as offline evaluation does)."""
 

@@ -188,6 +188,7 @@ class Pipeline:
                 brand=item.brand,
                 price=item.price,
                 tags=tuple(item.tags),
+                available=item.available,
             )
             for item in items
         ]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation, StrictBool
 
 from shoprec.types import EventType
 
@@ -78,6 +78,7 @@ class ItemIn(Strict):
     brand: str | None = Field(default=None, max_length=256)
     price: Price | None = None
     tags: list[str] = Field(default_factory=list, max_length=100)
+    available: StrictBool = True  # False: out of stock or delisted: kept, but no list shows it until it is back
 
 
 # ---- responses ------------------------------------------------------------------------------------------------

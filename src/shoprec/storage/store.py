@@ -83,6 +83,7 @@ _items = Table(
     Column("brand", Text),
     Column("price", Float),
     Column("tags", Text, nullable=False),  # JSON list
+    Column("available", Integer, nullable=False, server_default="1"),  # 0: out of stock or delisted, never shown
     Column("updated_at", Float, nullable=False),
     Column("revision", Integer, nullable=False, server_default="0", index=True),  # the catalog write that set it
 )
@@ -142,6 +143,7 @@ class CatalogItem:
     brand: str | None = None
     price: float | None = None
     tags: tuple[str, ...] = ()
+    available: bool = True  # False: kept (and searchable by id) but never recommended or listed
 
 
 def _parse(url: str) -> URL:
@@ -283,6 +285,7 @@ class Store:
                 "brand": item.brand,
                 "price": item.price,
                 "tags": json.dumps(list(item.tags)),
+                "available": int(item.available),
                 "updated_at": updated_at,
             }
             for item in latest.values()
@@ -363,11 +366,15 @@ class Store:
 def _upgrade(connection: Connection) -> None:
     """Bring a store made by an older version up to date. Stores from before catalog revisions get the column and
     its index (their items count as revision 0, which every server has read at startup); stores from before event
-    time ordered histories get the history index in place of the arrival-order one."""
-    if "revision" not in {column["name"] for column in inspect(connection).get_columns("items")}:
+    time ordered histories get the history index in place of the arrival-order one; stores from before item
+    availability get the column with every item available."""
+    columns = {column["name"] for column in inspect(connection).get_columns("items")}
+    if "revision" not in columns:
         connection.execute(text("ALTER TABLE items ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))
         for index in _items.indexes:
             index.create(connection)
+    if "available" not in columns:
+        connection.execute(text("ALTER TABLE items ADD COLUMN available INTEGER NOT NULL DEFAULT 1"))
     if not _has_index(connection, str(_HISTORY_INDEX.name)):
         _HISTORY_INDEX.create(connection)
         connection.execute(text(f"DROP INDEX IF EXISTS {_OLD_HISTORY_INDEX}"))
@@ -415,4 +422,5 @@ def _item(row: Any) -> CatalogItem:
         brand=row.brand,
         price=row.price,
         tags=tuple(json.loads(row.tags)),
+        available=bool(row.available),
     )
