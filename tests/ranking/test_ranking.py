@@ -16,7 +16,7 @@ from shoprec.ranking.explain import occlusion
 from shoprec.ranking.items import index_items, model_items
 from shoprec.ranking.recommend import OfflineRanking, Ranker
 from shoprec.ranking.rerank import MMR
-from shoprec.ranking.stages import ModelScorer, Price, model_scorer
+from shoprec.ranking.stages import ModelScorer, Price, TextMatches, TextRelevance, model_scorer
 from shoprec.ranking.types import Ranked, Request
 from shoprec.storage.store import CatalogItem
 from shoprec.types import Sequences
@@ -114,3 +114,14 @@ def test_mmr_at_zero_keeps_the_order_and_above_zero_diversifies(
         assert len(after.items) == 10 and not set(after.items.tolist()) & set(request.history.tolist())
     with pytest.raises(ValueError, match="diversity"):
         MMR(1.5)
+
+
+def test_a_text_query_never_returns_an_item_without_text(itemknn: ItemKNN, beauty: Dataset) -> None:
+    search = np.zeros((beauty.items.size, 4), dtype=np.float32)
+    search[1:6, 0] = 1.0  # only items 1..5 have text
+    items = model_items(itemknn, beauty.items.ids, search=search)
+    ranker = Ranker(TextRelevance(lambda _query: np.array([1.0, 0, 0, 0], dtype=np.float32)), TextMatches(), ())
+    worded = ranker.rank([Request(np.zeros(0, dtype=np.int64), k=10, query="words")], items)[0]
+    assert sorted(worded.items.tolist()) == [1, 2, 3, 4, 5]
+    constraints_only = ranker.rank([Request(np.zeros(0, dtype=np.int64), k=10, query="")], items)[0]
+    assert len(constraints_only.items) == 10

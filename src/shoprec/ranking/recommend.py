@@ -29,6 +29,7 @@ from shoprec.ranking.stages import (
     Scorer,
     Seen,
     SimilarTo,
+    TextMatches,
     TextRelevance,
     model_scorer,
 )
@@ -126,6 +127,7 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
         ),
         search=Ranker(
             Personalised(TextRelevance(encode_query), feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
+            candidates=TextMatches(),
             filters=(Available(), Category(), Price()),
             explainer=SearchReasons(),
         ),

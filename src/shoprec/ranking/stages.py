@@ -70,6 +70,17 @@ class SimilarTo:
         return mask
 
 
+class TextMatches:
+    """For a query with text, the items that have text to match (an item with no text vector cannot be relevant
+    to words); a query that is nothing but constraints ranks every item."""
+
+    def allowed(self, request: Request, items: ItemIndex) -> np.ndarray:
+        mask = items.real()
+        if request.query:
+            mask &= items.search.any(axis=1)
+        return mask
+
+
 # ---- filters --------------------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/users/{user_id}", tags=["users"], dependencies=Re
 ItemId = Annotated[str, PathParam(min_length=1, max_length=ID_LENGTH)]
 
 
-def get_feeds(request: Request) -> MicroBatcher[FeedRequest, RecommendationList]:
+async def get_feeds(request: Request) -> MicroBatcher[FeedRequest, RecommendationList]:
     feeds: MicroBatcher[FeedRequest, RecommendationList] = request.app.state.feeds
     return feeds
 
