@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 
 from shoprec.encoders.text import EncoderConfig
 from shoprec.models.artifact import Manifest, load_artifact
-from shoprec.models.base import Recommender
 from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.recommend import Rankers, rankers_for
 from shoprec.ranking.types import Ranked, Reason, Request
@@ -57,10 +56,7 @@ class FeedRequest:
 class Pipeline:
     """Feed, similar items, search, explanations, event ingest and catalog writes for one served model."""
 
-    def __init__(
-        self, model: Recommender, manifest: Manifest, store: Store, catalog: Catalog, rankers: Rankers
-    ) -> None:
-        self.model = model
+    def __init__(self, manifest: Manifest, store: Store, catalog: Catalog, rankers: Rankers) -> None:
         self.model_name = manifest.model
         self.model_version = f"{manifest.model}-{manifest.data_fingerprint[:12]}"
         self.store = store
@@ -85,7 +81,7 @@ class Pipeline:
         # Queries skip the disk cache: they are one short text each, and user text should not pile up on disk.
         queries = shared_encoder(search)
         rankers = rankers_for(model, lambda text: queries.encode([text], "query")[0])
-        return cls(model, manifest, store, catalog, rankers)
+        return cls(manifest, store, catalog, rankers)
 
     def n_items(self) -> int:
         """Servable catalog items (padding excluded)."""
