@@ -54,11 +54,8 @@ class Ranker:
         """One ranked list per request, all scored in one call of the scorer (one model forward)."""
         if not requests:
             return []
-        allowed = np.stack([self.candidates.allowed(request, items) for request in requests])  # (B, N)
-        notes = [
-            tuple(note for stage in self.filters if (note := stage.apply(request, items, allowed[b])) is not None)
-            for b, request in enumerate(requests)
-        ]
+        masks, notes = zip(*(self.allowed(request, items) for request in requests), strict=True)
+        allowed = np.stack(masks)  # (B, N)
         scores = self.scorer.score(requests, items, allowed)
         pools = [max([request.k, *(r.pool(request.k) for r in self.rerankers)]) for request in requests]
         width = min(max(pools), len(items) - 1)
@@ -73,6 +70,13 @@ class Ranker:
             reasons = self.explainer.explain(request, items, chosen, row) if self.explainer else ((),) * len(chosen)
             out.append(Ranked(chosen, scores.total[b, chosen], reasons, bool(scores.personal[b]), notes[b]))
         return out
+
+    def allowed(self, request: Request, items: ItemIndex) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(N,) bool: what this ranking may return for ``request`` after candidates and filters, and the filters'
+        notes."""
+        mask = self.candidates.allowed(request, items)
+        notes = tuple(note for stage in self.filters if (note := stage.apply(request, items, mask)) is not None)
+        return mask, notes
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,7 @@ class Rankers:
     def explain(self, request: Request, items: ItemIndex, target: int) -> tuple[Occlusion, int | None, bool]:
         """Occlusion over the history the model reads, the target's 1-based rank among the items the feed could
         show (None when a filter excludes it), and whether the history is personal at all."""
-        allowed = self.feed.candidates.allowed(request, items)
-        for stage in self.feed.filters:
-            stage.apply(request, items, allowed)
+        allowed, _ = self.feed.allowed(request, items)
         scores = self.feed.scorer.score([request], items, allowed[None])
         row = scores.total[0]
         rank = 1 + int(np.count_nonzero(allowed & (row > row[target]))) if allowed[target] else None

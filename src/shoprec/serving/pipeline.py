@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from shoprec.encoders.text import EncoderConfig
 from shoprec.models.artifact import Manifest, load_artifact
+from shoprec.ranking.explain import popular
 from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.recommend import Rankers, rankers_for
 from shoprec.ranking.types import Ranked, Reason, Request
@@ -151,9 +152,7 @@ class Pipeline:
             score=occluded.score,
             rank=rank,
             method=OCCLUSION if personal else "popularity: the user has no usable history",
-            reasons=[_reason(items, r) for r in occluded.reasons]
-            if personal
-            else [ReasonOut(kind="popular", contribution=1.0, detail="popular in the training data")],
+            reasons=[_reason(items, r) for r in (occluded.reasons if personal else (popular(),))],
         )
 
     def ingest(self, events: Sequence[tuple[int, EventIn]], pseudonymize: Callable[[str], str]) -> EventsAccepted:
