@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from shoprec.evaluation import provenance
+
 BIN = Path(sys.executable).parent
 Check = Callable[[int, bytes], tuple[bool, int]]  # (status, body) -> (as expected, units acknowledged)
 
@@ -248,10 +250,10 @@ def table(rows: list[Row]) -> str:
 
 
 def machine() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown CPU")
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"`nproc` {len(os.sched_getaffinity(0))} ({os.cpu_count()} CPUs), {model}; load average at start {load}"
+    info = provenance.machine()
+    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
+    cores = f"`nproc` {len(os.sched_getaffinity(0))} ({info['cores']} CPUs)"
+    return f"{cores}, {info['cpu']}; load average at start {load}"
 
 
 # ---- the server ----------------------------------------------------------------------------------------------
