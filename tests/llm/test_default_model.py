@@ -7,12 +7,10 @@ model cache (about 6 s), later runs load it in 3-7 s on 2 shared cores.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from shoprec.llm.backends import ChatOptions, ChatResult, Message, OpenAIChat
-from shoprec.llm.errors import ModelNotInstalled
 from shoprec.llm.local import LocalServer
 from shoprec.llm.settings import LLMSettings
 
@@ -22,18 +20,6 @@ QUESTIONS: dict[str, list[Message]] = {
     "en": [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
     "zh": [{"role": "user", "content": "法国的首都是哪座城市？请只用一个词回答。"}],
 }
-
-
-@pytest.fixture(scope="module")
-def default_model() -> Iterator[tuple[LLMSettings, LocalServer]]:
-    pytest.importorskip("xllamacpp", reason="the local LLM backend needs: pip install 'shoprec[llm]'")
-    settings = LLMSettings(max_concurrency=1, max_tokens=16)  # the default model, in the default model cache
-    try:
-        server = LocalServer.from_settings(settings)
-    except ModelNotInstalled as missing:
-        pytest.skip(str(missing))
-    with server:
-        yield settings, server
 
 
 def test_default_model_answers_zh_and_en(default_model: tuple[LLMSettings, LocalServer]) -> None:
