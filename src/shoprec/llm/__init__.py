@@ -1,0 +1,1 @@
+"""The language-model layer: prompt templates, query understanding (rules + LLM) and the assistant."""
