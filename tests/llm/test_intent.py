@@ -44,6 +44,8 @@ def slots(query: str) -> dict[str, object]:
         ("conditioner except Maybelline", {"category": "Conditioners", "exclude_brands": ["Maybelline"]}),
         ("Essie but no nails", {"brand": "Essie", "exclude_categories": ["Nails"]}),
         ("2 pack nail polish spf 50", {"category": "Nail Polish"}),  # counts and SPF are not prices
+        ("nail polish max $12", {"category": "Nail Polish", "max_price": 12, "currency": "USD"}),
+        ("hair dryer over 50 under 20", {"category": "Hair Dryers", "min_price": 20, "max_price": 50}),  # swapped
     ],
 )
 def test_english_queries(query: str, expected: dict[str, object]) -> None:
@@ -85,6 +87,12 @@ def test_chinese_queries(query: str, expected: dict[str, object]) -> None:
 )
 def test_language_is_the_share_of_chinese_characters(text: str, language: str) -> None:
     assert detect_language(text) == language
+
+
+@pytest.mark.parametrize("query", ["nike air max 90 运动鞋", "iphone 11 pro max 256", "3 pack under 5 years"])
+def test_model_names_and_measures_are_no_prices(query: str) -> None:
+    prices = parse_prices(query)
+    assert (prices.min_price, prices.max_price) == (None, None)
 
 
 def test_price_phrases_leave_the_rest_of_the_text() -> None:

@@ -43,6 +43,7 @@ _UNIT = (
 )
 _PRICE = rf"{_CURRENCY_BEFORE}?{_NUMBER}(?:{_CURRENCY_AFTER}|(?!{_UNIT}))"
 _PRICE_WITH_CURRENCY_AFTER = rf"{_CURRENCY_BEFORE}?{_NUMBER}{_CURRENCY_AFTER}"
+_PRICE_WITH_CURRENCY = rf"(?:{_CURRENCY_BEFORE}{_NUMBER}(?:{_CURRENCY_AFTER})?|{_NUMBER}{_CURRENCY_AFTER})"
 _RANGE_WORD = r"\s*(?:-|–|~|到|至|to)\s*"
 _EN = r"(?<![A-Za-z])"  # an English word starts here (Chinese characters count as \w, so no \b)
 _END = r"(?![A-Za-z])"
@@ -56,14 +57,17 @@ _RULES: list[tuple[str, Bound]] = [
     (rf"(?:{_EN}(?:no|not)\s+(?:more|higher)\s+than|不超过|不高于|不多于|不大于|最多|最高|顶多)\s*{_PRICE}", "max"),
     (rf"(?:{_EN}(?:no|not)\s+(?:less|lower)\s+than|不低于|不少于|不小于|至少|最少|最低)\s*{_PRICE}", "min"),
     (
-        rf"(?:{_EN}(?:under|below|less\s+than|cheaper\s+than|lower\s+than|at\s+most|up\s+to|within|max(?:imum)?|"
+        rf"(?:{_EN}(?:under|below|less\s+than|cheaper\s+than|lower\s+than|at\s+most|up\s+to|within|"
         rf"budget(?:\s+(?:is|of))?){_END}|<=?|≤|低于|少于|小于|不到|便宜于|预算)\s*{_PRICE}",
         "max",
     ),
     (rf"{_PRICE}\s*(?:以下|以内|之内|内)", "max"),
-    (rf"{_PRICE}\s*(?:or\s+(?:less|under|below|cheaper)|and\s+(?:under|below)|max(?:imum)?){_END}", "max"),
+    (rf"{_PRICE}\s*(?:or\s+(?:less|under|below|cheaper)|and\s+(?:under|below)){_END}", "max"),
+    # "max"/"min" name a price only with a currency: "air max 90" and "pro max 256" are product names
+    (rf"{_EN}max(?:imum)?{_END}\s*{_PRICE_WITH_CURRENCY}|{_PRICE_WITH_CURRENCY}\s*max(?:imum)?{_END}", "max"),
+    (rf"{_EN}min(?:imum)?{_END}\s*{_PRICE_WITH_CURRENCY}|{_PRICE_WITH_CURRENCY}\s*min(?:imum)?{_END}", "min"),
     (
-        rf"(?:{_EN}(?:over|above|more\s+than|greater\s+than|higher\s+than|at\s+least|min(?:imum)?){_END}|>=?|≥|"
+        rf"(?:{_EN}(?:over|above|more\s+than|greater\s+than|higher\s+than|at\s+least){_END}|>=?|≥|"
         rf"高于|超过|多于|大于)\s*{_PRICE}",
         "min",
     ),
@@ -99,7 +103,7 @@ class Prices:
     min_price: float | None = None
     max_price: float | None = None
     currency: Currency | None = None  # only when a currency sign or word was written
-    order: Order | None = None  # "cheapest", "最贵": an order rather than a bound
+    order: Order | None = None  # "cheapest", "最贵": an order rather than a bound (its words stay in ``text``)
 
 
 def _zh_number(text: str) -> float:
@@ -160,11 +164,7 @@ def parse_prices(text: str) -> Prices:
                 max_price = values[-1] if max_price is None else min(max_price, values[-1])
             currency = currency or _currency(match.group(0))
         text = pattern.sub(" ", text)
-    order: Order | None = None
-    for pattern, name in _ORDERS:
-        if pattern.search(text):
-            order = order or name
-            text = pattern.sub(" ", text)
+    order = next((name for pattern, name in _ORDERS if pattern.search(text)), None)  # the words stay in the text
     if min_price is not None and max_price is not None and min_price > max_price:
         min_price, max_price = max_price, min_price  # "over 50 under 20": the shopper swapped them
     text = " ".join(text.split())
