@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from shoprec.llm.intent_set import build_intent_set, load_sources, write_jsonl
+from shoprec.llm.intent_set import build_intent_set, write_jsonl
+from shoprec.llm.intent_sources import load_sources
 
 PER_LANGUAGE = 400
 

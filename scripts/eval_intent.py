@@ -10,7 +10,8 @@ from pathlib import Path
 
 from shoprec.llm.intent import parse
 from shoprec.llm.intent_eval import evaluate, mistakes
-from shoprec.llm.intent_set import load_sources, read_jsonl
+from shoprec.llm.intent_set import read_jsonl
+from shoprec.llm.intent_sources import load_sources
 
 
 def main(path: Path, show: int) -> None:

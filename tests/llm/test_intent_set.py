@@ -10,18 +10,13 @@ import pytest
 
 from shoprec.llm.intent import Intent, parse
 from shoprec.llm.intent_eval import evaluate
-from shoprec.llm.intent_set import (
-    PHRASINGS,
-    Labelled,
+from shoprec.llm.intent_set import PHRASINGS, Labelled, build_intent_set, in_words, read_jsonl, write_jsonl
+from shoprec.llm.intent_sources import (
     Source,
-    build_intent_set,
-    in_words,
     read_amazon_beauty,
     read_amazon_scientific,
-    read_jsonl,
     read_rees46,
     read_zh_titles,
-    write_jsonl,
 )
 from shoprec.llm.terms import CatalogTerms
 
