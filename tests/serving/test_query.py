@@ -32,6 +32,8 @@ CATEGORIES = ["Beauty", "Makeup", "Nails", "Nail Polish", "Skin Care", "Face", "
         ("brush between $20 and $10", "brush", 10, 20),
         ("waterproof mascara over 10 under 30", "waterproof mascara", 10, 30),
         ("lip balm priced under $8", "lip balm", None, 8),
+        ("mascara under twenty dollars", "mascara", None, 20),  # numbers in words
+        ("nail polish max $12", "nail polish", None, 12),
     ],
 )
 def test_english_price_bounds(query: str, text: str, min_price: float | None, max_price: float | None) -> None:
@@ -54,6 +56,7 @@ def test_english_price_bounds(query: str, text: str, min_price: float | None, ma
         ("眼线笔10-20元", "眼线笔", 10, 20),
         ("价格在10到20元之间的口红", "口红", 10, 20),
         ("指甲油１００元以下", "指甲油", None, 100),  # full-width digits
+        ("两百块以内的口红", "口红", None, 200),  # Chinese numerals
     ],
 )
 def test_chinese_price_bounds(query: str, text: str, min_price: float | None, max_price: float | None) -> None:
@@ -75,6 +78,7 @@ def test_chinese_price_bounds(query: str, text: str, min_price: float | None, ma
         "$20 lipstick",  # a price, but no bound: neither "at most" nor "at least"
         "100毫升以下的洗面奶",
         "anti-aging cream 2-in-1",
+        "nike air max 90",  # a model name, not "at most 90"
     ],
 )
 def test_numbers_that_are_not_price_bounds_stay_in_the_text(query: str) -> None:
