@@ -47,7 +47,7 @@ def llm_settings(tmp_path_factory: pytest.TempPathFactory, test_model_installed:
         model_dir=tmp_path_factory.mktemp("models"),
         max_concurrency=4,
         max_tokens=48,
-        context_tokens=1024,
+        context_tokens=4096,
         time_budget_s=60,
     )
 

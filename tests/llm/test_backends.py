@@ -98,7 +98,7 @@ def test_top_logprobs_are_typed_and_greedy_takes_the_top(server: LocalServer, ll
 
 
 def test_bad_request_is_typed_and_not_retried(server: LocalServer, llm_settings: LLMSettings) -> None:
-    too_long: list[Message] = [{"role": "user", "content": "sea " * 3000}]  # beyond the 1,024-token context
+    too_long: list[Message] = [{"role": "user", "content": "sea " * (2 * llm_settings.context_tokens)}]
     wire = InFlight()
     with pytest.raises(LLMBadRequest, match="exceeds the available context size") as raised:
         with_chat(llm_settings, server.base_url, lambda chat: chat.chat(too_long), http=wire.client)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,9 @@ from shoprec.llm.prices import Currency, Order, normalise, parse_prices
 from shoprec.llm.terms import CJK, CatalogTerms, Mention
 
 Language = Literal["zh", "en"]
+MAX_NAMES = 4  # per list slot, and NAME_CHARS per name: bound what a small model that repeats itself can write
+NAME_CHARS = 40
+Name = Annotated[str, Field(max_length=NAME_CHARS)]
 NAME_WORDS = 3  # a run of this many Latin words or fewer inside Chinese text reads as a name
 _CJK = re.compile(f"[{CJK}]")
 _LATIN_WORD = re.compile(r"[A-Za-z]+")
@@ -30,15 +33,21 @@ class Intent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
-    category: str | None = Field(None, description="the product type asked for, e.g. 'nail polish', '运动鞋'")
-    brand: str | None = Field(None, description="the brand asked for")
+    category: Name | None = Field(None, description="the product type asked for, e.g. 'nail polish', '运动鞋'")
+    brand: Name | None = Field(None, description="the brand asked for")
     min_price: float | None = Field(None, ge=0, description="lowest acceptable price, a number without currency")
     max_price: float | None = Field(None, ge=0, description="highest acceptable price, a number without currency")
     currency: Currency | None = Field(None, description="the currency the query names: 元/块/rmb/¥ CNY, $/usd USD")
     sort: Order | None = Field(None, description="'cheapest' -> price_asc, 'most expensive' -> price_desc")
-    attributes: list[str] = Field(default_factory=list, description="wanted features, e.g. 'waterproof', '红色'")
-    exclude_brands: list[str] = Field(default_factory=list, description="brands the shopper does not want")
-    exclude_categories: list[str] = Field(default_factory=list, description="product types the shopper does not want")
+    attributes: list[Name] = Field(
+        default_factory=list, max_length=MAX_NAMES, description="wanted features, e.g. 'waterproof', '红色'"
+    )
+    exclude_brands: list[Name] = Field(
+        default_factory=list, max_length=MAX_NAMES, description="brands the shopper does not want"
+    )
+    exclude_categories: list[Name] = Field(
+        default_factory=list, max_length=MAX_NAMES, description="product types the shopper does not want"
+    )
     language: Language = Field("en", description="zh if the query is mainly Chinese, else en")
 
     @model_validator(mode="after")
