@@ -93,6 +93,9 @@ def test_events_posted_out_of_time_order_are_read_in_time_order(store: Store) ->
     assert store.recent_items("alice", 4) == in_time[-4:]
     assert store.recent_items("alice", 9) == in_time[-9:]
     assert store.recent_items("bob", None) == ["bob-first"]
+    # a feed batch reads all its users in one query, each in the same order
+    assert store.histories(["bob", "nobody", "alice"]) == {"bob": ["bob-first"], "nobody": [], "alice": in_time}
+    assert store.histories([]) == {}
 
 
 def test_recent_items_are_the_latest_events_items_oldest_first(store: Store) -> None:

@@ -45,11 +45,14 @@ def create_app(settings: ServingSettings) -> FastAPI:
     runtime = Runtime(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start()
+        feeds = MicroBatcher[FeedRequest, RecommendationList](lambda batch: runtime.pipeline.recommend_many(batch))
+        app.state.feeds = feeds
         try:
             yield
         finally:
+            feeds.close()
             runtime.stop()
 
     app = FastAPI(
@@ -59,9 +62,6 @@ def create_app(settings: ServingSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.feeds = MicroBatcher[FeedRequest, RecommendationList](
-        lambda batch: runtime.pipeline.recommend_many(batch)
-    )
     app.add_middleware(
         RequestGuard,
         api_key=settings.api_key,

@@ -114,6 +114,11 @@ _REVISION = select(_catalog.c.revision).where(_catalog.c.id == 1)
 _USER_ITEMS = select(_events.c.item_id).where(_events.c.user_id == bindparam("user_id"))
 _ALL_ITEMS = _USER_ITEMS.order_by(*_HISTORY_ORDER)
 _RECENT_ITEMS = _USER_ITEMS.order_by(*(column.desc() for column in _HISTORY_ORDER)).limit(bindparam("limit"))
+_HISTORIES = (
+    select(_events.c.user_id, _events.c.item_id)
+    .where(_events.c.user_id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(_events.c.user_id, *_HISTORY_ORDER)
+)
 
 
 class StoreBusy(Exception):  # noqa: N818 - the name callers catch; it is a condition to retry, not a fault
@@ -265,6 +270,18 @@ class Store:
                 return list(connection.scalars(_ALL_ITEMS, {"user_id": user_id}))
             rows = connection.execute(_RECENT_ITEMS, {"user_id": user_id, "limit": max(limit, 0)}).all()
         return [row.item_id for row in reversed(rows)]
+
+    def histories(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Every listed user's whole history (item ids, oldest first; [] for a user without events) in ONE query: a
+        feed batch of eight users then costs one statement instead of eight (SQLAlchemy's per-statement overhead
+        was most of a history read)."""
+        found: dict[str, list[str]] = {user: [] for user in user_ids}
+        if not found:
+            return found
+        with self._connect() as connection:
+            for user, item in connection.execute(_HISTORIES, {"user_ids": list(found)}):
+                found[user].append(item)
+        return found
 
     def count_events(self) -> int:
         return self._count(_events)
