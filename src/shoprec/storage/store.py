@@ -279,8 +279,9 @@ class Store:
         if not found:
             return found
         with self._connect() as connection:
-            for user, item in connection.execute(_HISTORIES, {"user_ids": list(found)}):
-                found[user].append(item)
+            rows = connection.execute(_HISTORIES, {"user_ids": list(found)}).all()  # one C call, not one per row
+        for user, item in rows:
+            found[user].append(item)
         return found
 
     def count_events(self) -> int:
