@@ -104,6 +104,16 @@ _events = Table(
     Column("timestamp", Float),
     Column("received_at", Float, nullable=False),
 )
+_chat_turns = Table(  # the assistant's conversations: one row per answered turn
+    "chat_turns",
+    _metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("session_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),  # pseudonymised, as in events
+    Column("turn", Text, nullable=False),  # JSON: what the next turn refines (intent, items shown)
+    Column("created_at", Float, nullable=False),
+    Index("ix_chat_turns_session", "session_id", "id"),
+)
 _HISTORY_ORDER = (func.coalesce(_events.c.timestamp, _events.c.received_at), _events.c.id)  # event time, then arrival
 _HISTORY_INDEX = Index("ix_events_user_time", _events.c.user_id, *_HISTORY_ORDER)  # serves both reads below, in order
 _OLD_HISTORY_INDEX = "ix_events_user_id_id"  # arrival order only; stores made before event time ordered histories
@@ -283,6 +293,25 @@ class Store:
         for user, item in rows:
             found[user].append(item)
         return found
+
+    def add_chat_turn(self, session_id: str, user_id: str, turn: dict[str, Any]) -> None:
+        """Keep one answered turn of a conversation (durable when this returns)."""
+        row = {"session_id": session_id, "user_id": user_id, "turn": json.dumps(turn), "created_at": time.time()}
+        with self._connect(write=True) as connection:
+            connection.execute(_chat_turns.insert(), row)
+
+    def last_chat_turn(self, session_id: str, user_id: str) -> dict[str, Any] | None:
+        """The latest turn of ``session_id`` if it is ``user_id``'s conversation; None otherwise (a session id
+        guessed or shared by another user reads as a new conversation, never as theirs)."""
+        query = (
+            select(_chat_turns.c.turn)
+            .where(_chat_turns.c.session_id == session_id, _chat_turns.c.user_id == user_id)
+            .order_by(_chat_turns.c.id.desc())
+            .limit(1)
+        )
+        with self._connect() as connection:
+            found = connection.execute(query).scalar_one_or_none()
+        return None if found is None else dict(json.loads(found))
 
     def count_events(self) -> int:
         return self._count(_events)
