@@ -19,6 +19,7 @@ from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.stages import (
     AllItems,
     Available,
+    Brand,
     CandidateSource,
     Category,
     Filter,
@@ -38,7 +39,7 @@ from shoprec.types import PADDING, Sequences
 
 SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
 SEARCH_PERSONAL_WEIGHT = 0.2  # the same in personalised search
-FILTERS: tuple[Filter, ...] = (Available(), Seen(), Category(), Price())
+FILTERS: tuple[Filter, ...] = (Available(), Seen(), Category(), Brand(), Price())
 ALL_ITEMS = AllItems()
 
 
@@ -124,13 +125,13 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),
-            filters=(Available(), Category(), Price()),
+            filters=(Available(), Category(), Brand(), Price()),
             explainer=SimilarReasons(),
         ),
         search=Ranker(
             Personalised(TextRelevance(encode_query), feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
             candidates=TextMatches(),
-            filters=(Available(), Category(), Price()),
+            filters=(Available(), Category(), Brand(), Price()),
             explainer=SearchReasons(),
         ),
         window=model.history_window,
