@@ -38,9 +38,15 @@ def seed_store(store: Store, dataset: Dataset) -> tuple[int, int]:
                 for row in range(start, stop)
             ]
         )
+    items = catalog_items(dataset)
+    store.upsert_items(items)
+    return len(items), n_events
+
+
+def catalog_items(dataset: Dataset) -> list[CatalogItem]:
+    """The dataset's catalog as store items, in item-index order (item i + 1 first)."""
     records = dataset.catalog.to_dict("records")  # row i is item index i + 1
-    store.upsert_items([_item(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)])
-    return len(records), n_events
+    return [_item(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)]
 
 
 def _item(item_id: str, record: dict[object, object]) -> CatalogItem:
