@@ -14,7 +14,7 @@ from shoprec.models.itemknn import ItemKNN
 from shoprec.models.pop import Pop
 from shoprec.ranking.explain import occlusion
 from shoprec.ranking.items import index_items, model_items
-from shoprec.ranking.recommend import OfflineRanking, Ranker
+from shoprec.ranking.recommend import OfflineRanking, Ranker, rankers_for, search_ranker
 from shoprec.ranking.rerank import MMR
 from shoprec.ranking.stages import ModelScorer, Price, TextMatches, TextRelevance, model_scorer
 from shoprec.ranking.types import Ranked, Request
@@ -125,3 +125,24 @@ def test_a_text_query_never_returns_an_item_without_text(itemknn: ItemKNN, beaut
     assert sorted(worded.items.tolist()) == [1, 2, 3, 4, 5]
     constraints_only = ranker.rank([Request(np.zeros(0, dtype=np.int64), k=10, query="")], items)[0]
     assert len(constraints_only.items) == 10
+
+
+def test_search_without_a_model_ranks_anonymous_queries_as_the_served_search(
+    itemknn: ItemKNN, beauty: Dataset, beauty_item_vectors: np.ndarray
+) -> None:
+    """What docs/llm.md measures search with (no trained model) is what serving answers an anonymous query with."""
+    items = model_items(itemknn, beauty.items.ids, search=beauty_item_vectors)
+
+    def encode(text: str) -> np.ndarray:  # the query "7" reads like item 7's text
+        return beauty_item_vectors[int(text)]
+
+    anonymous = [Request(np.zeros(0, dtype=np.int64), k=10, exclude_seen=False, query=str(i)) for i in (7, 70, 700)]
+    served = rankers_for(itemknn, encode).search.rank(anonymous, items)
+    free = search_ranker(encode).rank(anonymous, items)
+    for one, other in zip(served, free, strict=True):
+        assert one.items.tolist() == other.items.tolist() and one.reasons == other.reasons
+        np.testing.assert_allclose(one.scores, other.scores)
+    history = beauty.sequences.row(int(np.flatnonzero(beauty.sequences.lengths() >= 8)[0]))
+    known = Request(history, k=10, exclude_seen=False, query="7")
+    assert rankers_for(itemknn, encode).search.rank([known], items)[0].personal  # only a history tells them apart
+    assert not search_ranker(encode).rank([known], items)[0].personal
