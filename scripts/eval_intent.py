@@ -1,26 +1,92 @@
-"""Slot accuracy of the query rules alone on a labelled set written by scripts/build_intent_set.py.
+"""Slot accuracy of query understanding on a labelled set written by scripts/build_intent_set.py: the rules alone,
+and with ``--llm`` the LLM alone and rules + LLM merged (``llm.understand``), per language.
 
-.venv/bin/python scripts/eval_intent.py SET.jsonl [--mistakes N]    # per language; N wrong queries shown
+    .venv/bin/python scripts/eval_intent.py SET.jsonl [--mistakes N]      # rules on the whole set
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/eval_intent.py runs/intent/test.jsonl \\
+        --llm qwen2.5-coder-1.5b qwen2.5-coder-0.5b --per-language 100 --seed 0 --out docs/results/llm/intent.json
+
+A local model reads about one query in 7-12 s on one shared core, so ``--llm`` scores a fixed subset:
+``--per-language`` rows of each language drawn with ``--seed`` (the rules are scored on the same rows). Each query
+gets the intent prompt and decoding of ``understand`` (greedy, 160 tokens) but a lifted time budget, so the figures
+measure what the model reads, not whether it beat the serving budget; each reading's latency is recorded, and the
+share that would have missed the serving budget is reported. A reading that fails (bad JSON, out of schema) counts
+as the empty intent for "LLM alone" and leaves the rules' reading in "merged", as in serving.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from shoprec.llm.intent import parse
-from shoprec.llm.intent_eval import evaluate, mistakes
-from shoprec.llm.intent_set import read_jsonl
+from shoprec.evaluation.provenance import git_commit, machine, utc_now
+from shoprec.llm.backends import OpenAIChat
+from shoprec.llm.intent import Intent, parse
+from shoprec.llm.intent_eval import mistakes, sample, score
+from shoprec.llm.intent_set import Labelled, read_jsonl
 from shoprec.llm.intent_sources import load_sources
+from shoprec.llm.local import LocalServer
+from shoprec.llm.prompts import Prompts
+from shoprec.llm.settings import LLMSettings
+from shoprec.llm.terms import CatalogTerms
+from shoprec.llm.understand import INTENT_OPTIONS, Understood, understand
+
+REPO = Path(__file__).resolve().parents[1]
+PATIENT = INTENT_OPTIONS.model_copy(update={"time_budget_s": 600.0})
+LANGUAGES = ("en", "zh")
 
 
-def main(path: Path, show: int) -> None:
-    rows = read_jsonl(path)
-    terms = {source.name: source.terms for source in load_sources(Path(__file__).resolve().parents[1])}
-    for language in ("en", "zh"):
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("set", type=Path)
+    parser.add_argument("--mistakes", type=int, default=0, help="show the first N queries the rules get wrong")
+    parser.add_argument("--llm", nargs="*", default=[], help="local models (llm.models.KNOWN_MODELS) to read with")
+    parser.add_argument("--per-language", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="raw JSON: every reading, the tables and the run's provenance")
+    args = parser.parse_args()
+    rows = read_jsonl(args.set)
+    terms = {source.name: source.terms for source in load_sources(REPO)}
+    if not args.llm:
+        rules_alone(args.set, rows, terms, args.mistakes)
+        return
+    started = machine()
+    rows = sample(rows, args.per_language, args.seed)
+    record: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "set": str(args.set),
+        "per_language": args.per_language,
+        "seed": args.seed,
+        "n": len(rows),
+        "options": PATIENT.model_dump(),
+        "serving_budget_s": INTENT_OPTIONS.time_budget_s,
+        "date": utc_now(),
+        "commit": git_commit(),
+        "machine": started,
+        "rules": tables(rows, [parse(row.query, terms[row.source]) for row in rows]),
+        "models": {},
+    }
+    for model in args.llm:
+        began = time.perf_counter()
+        understood = asyncio.run(read_all(model, rows, terms))
+        record["models"][model] = model_record(rows, understood, time.perf_counter() - began)
+        if args.out:  # written after each model: a later one failing keeps the earlier figures
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(markdown(record))
+
+
+def rules_alone(path: Path, rows: list[Labelled], terms: dict[str, CatalogTerms], show: int) -> None:
+    for language in LANGUAGES:
         subset = [row for row in rows if row.expected.language == language]
         if subset:
-            print(evaluate(subset, parse, terms).table(f"{path.name} {language}") + "\n")
+            readings = [parse(row.query, terms[row.source]) for row in subset]
+            print(score(subset, readings).table(f"{path.name} {language}") + "\n")
     shown = 0
     for row in rows:
         got = parse(row.query, terms[row.source])
@@ -31,8 +97,91 @@ def main(path: Path, show: int) -> None:
             print(f"{row.query!r} [{row.template}] {slots}")
 
 
+async def read_all(model: str, rows: list[Labelled], terms: dict[str, CatalogTerms]) -> list[tuple[Understood, float]]:
+    """Every row through ``understand`` on one local server, one query at a time (one slot, one thread). Rows go
+    source by source, so the server reuses the cached prompt prefix (schema and that catalog's names)."""
+    settings = LLMSettings(model=model, max_concurrency=1, read_timeout_s=600.0, time_budget_s=600.0)
+    prompts = Prompts()
+    order = sorted(range(len(rows)), key=lambda i: rows[i].source)
+    out: dict[int, tuple[Understood, float]] = {}
+    with LocalServer.from_settings(settings) as server:
+        async with OpenAIChat(settings, server.base_url) as chat:
+            for done, i in enumerate(order, start=1):
+                began = time.perf_counter()
+                out[i] = (
+                    await understand(rows[i].query, terms[rows[i].source], chat, prompts, PATIENT),
+                    time.perf_counter() - began,
+                )
+                if done % 20 == 0:
+                    print(f"{model}: {done}/{len(rows)}", file=sys.stderr, flush=True)
+    return [out[i] for i in range(len(rows))]
+
+
+def model_record(rows: list[Labelled], understood: list[tuple[Understood, float]], wall_s: float) -> dict[str, Any]:
+    alone = [u.llm or Intent() for u, _ in understood]
+    latencies = [seconds for _, seconds in understood]
+    return {
+        "wall_s": round(wall_s, 1),
+        "failures": sum(u.llm is None for u, _ in understood),
+        "latency_s": {
+            "median": round(statistics.median(latencies), 2),
+            "p95": round(statistics.quantiles(latencies, n=20)[-1], 2),
+            "over_serving_budget": sum(s > INTENT_OPTIONS.time_budget_s for s in latencies),
+        },
+        "llm": tables(rows, alone),
+        "merged": tables(rows, [u.intent for u, _ in understood]),
+        "readings": [
+            {
+                "query": row.query,
+                "source": row.source,
+                "template": row.template,
+                "expected": row.expected.model_dump(exclude={"attributes"}),
+                "rules": u.rules.model_dump(),
+                "llm": None if u.llm is None else u.llm.model_dump(),
+                "merged": u.intent.model_dump(),
+                "llm_error": u.llm_error,
+                "latency_s": round(seconds, 2),
+            }
+            for row, (u, seconds) in zip(rows, understood, strict=True)
+        ],
+    }
+
+
+def tables(rows: list[Labelled], readings: list[Intent]) -> dict[str, dict[str, Any]]:
+    """Slot accuracy per language of ``readings`` (aligned with ``rows``)."""
+    out = {}
+    for language in LANGUAGES:
+        keep = [i for i, row in enumerate(rows) if row.expected.language == language]
+        accuracy = score([rows[i] for i in keep], [readings[i] for i in keep])
+        out[language] = {
+            "n": accuracy.n,
+            "per_slot": accuracy.per_slot,
+            "overall": accuracy.overall,
+            "exact": accuracy.exact,
+        }
+    return out
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """One table per language: a column per reader (rules, then each model alone and merged)."""
+    out = []
+    for language in LANGUAGES:
+        columns: list[tuple[str, dict[str, Any]]] = [("rules", record["rules"][language])]
+        for model, figures in record["models"].items():
+            columns += [(f"{model} alone", figures["llm"][language]), (f"rules + {model}", figures["merged"][language])]
+        n = record["rules"][language]["n"]
+        lines = [
+            f"| {language} (n={n}) | " + " | ".join(name for name, _ in columns) + " |",
+            "| --- |" + " ---: |" * len(columns),
+        ]
+        slots = [*columns[0][1]["per_slot"], "overall", "exact"]
+        for slot in slots:
+            label = {"overall": "all slots", "exact": "whole query"}.get(slot, slot)
+            values = [c["per_slot"][slot] if slot in c["per_slot"] else c[slot] for _, c in columns]
+            lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" for v in values) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if not args or len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--mistakes"):
-        sys.exit(__doc__)
-    main(Path(args[0]), int(args[2]) if len(args) == 3 else 0)
+    main()

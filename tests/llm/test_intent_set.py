@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from shoprec.llm.intent import Intent, parse
-from shoprec.llm.intent_eval import evaluate
+from shoprec.llm.intent_eval import evaluate, sample, score
 from shoprec.llm.intent_set import PHRASINGS, Labelled, build_intent_set, in_words, read_jsonl, write_jsonl
 from shoprec.llm.intent_sources import (
+    Product,
     Source,
     read_amazon_beauty,
     read_amazon_scientific,
@@ -102,3 +103,25 @@ def test_slot_accuracy_is_an_exact_match_per_slot() -> None:
     assert scored.overall == pytest.approx(1 - 1 / (3 * len(scored.per_slot)))
     nothing = evaluate(rows, lambda query, terms: Intent(), terms)
     assert nothing.per_slot["brand"] == pytest.approx(2 / 3) and nothing.exact == 0.0
+
+
+def test_names_longer_than_an_intent_slot_are_never_labels() -> None:
+    """A real brand of Amazon Scientific runs to 42 characters; the Intent schema holds 40 (NAME_CHARS)."""
+    long_brand = "PREMIUM VIALS CREATIVE PACKAGING SOLUTIONS"
+    products = tuple(Product("Nail Polish", brand, None) for brand in ("OPI", long_brand) * 10)
+    source = Source("shop", "en", products, CatalogTerms.of(["Nail Polish", "Shampoo"], ["OPI", "Essie", long_brand]))
+    for split in ("dev", "test"):
+        rows = build_intent_set([source], split, 60, seed=0)
+        assert len(rows) == 60
+        assert all(long_brand not in (row.expected.brand, *row.expected.exclude_brands) for row in rows)
+
+
+def test_a_sample_takes_the_same_rows_per_language_in_set_order(sources: list[Source]) -> None:
+    rows = build_intent_set(sources, "test", 90, seed=0)
+    drawn = sample(rows, 20, seed=0)
+    assert drawn == sample(rows, 20, seed=0) != sample(rows, 20, seed=1)
+    assert [r.expected.language for r in drawn].count("zh") == 20 == len(drawn) - 20
+    assert drawn == [r for r in rows if r in drawn]  # set order kept
+    assert len(sample(rows, 500, seed=0)) == len(rows)  # a language with fewer rows gives them all
+    with pytest.raises(ValueError, match="readings for"):
+        score(drawn, [Intent()])

@@ -35,6 +35,7 @@ from shoprec.llm.prompts.context import (
     IntentContext,
     RankedFacts,
     RerankContext,
+    RewriteContext,
     SimilarContext,
 )
 from shoprec.llm.terms import CatalogTerms
@@ -142,10 +143,11 @@ def contexts(beauty: Dataset, beauty_terms: CatalogTerms) -> dict[str, Context]:
         "explain": ExplainContext(item_facts(beauty, viewed), reason_facts(_reasons(beauty), beauty.title), "en"),
         "ask": AskContext(item_facts(beauty, viewed), "这个适合卷发吗？", "zh"),
         "rerank": rerank_context(beauty, USER, VIEWED, [*_same_category(beauty, viewed, 3)[:2], viewed]),
+        "rewrite": RewriteContext("适合干性皮肤的保湿面霜 200元以下"),
     }
 
 
-@pytest.mark.parametrize("name", ["similar", "intent", "chat", "explain", "ask", "rerank"])
+@pytest.mark.parametrize("name", ["similar", "intent", "chat", "explain", "ask", "rerank", "rewrite"])
 def test_each_template_renders_its_golden_prompt(name: str, contexts: dict[str, Context]) -> None:
     check_golden(name, Prompts().render(contexts[name]))
 
@@ -228,3 +230,12 @@ def test_the_intent_prompt_carries_the_intent_schema(contexts: dict[str, Context
     system = Prompts().render(contexts["intent"]).messages[0]["content"]
     for slot in Intent.model_fields:
         assert f'"{slot}"' in system
+
+
+def test_the_rewrite_prompt_shows_its_examples_in_the_direction_asked(contexts: dict[str, Context]) -> None:
+    prompts = Prompts()
+    system = prompts.render(contexts["rewrite"]).messages[0]["content"]
+    assert "into English" in system and "睫毛夹 => eyelash curler" in system
+    assert "=>" not in prompts.render(RewriteContext("睫毛夹", examples=False)).messages[0]["content"]
+    to_chinese = prompts.render(RewriteContext("eyelash curler", target="zh")).messages[0]["content"]
+    assert "into Chinese" in to_chinese and "eyelash curler => 睫毛夹" in to_chinese

@@ -14,7 +14,7 @@ from shoprec.models.itemknn import ItemKNN
 from shoprec.models.pop import Pop
 from shoprec.ranking.explain import occlusion
 from shoprec.ranking.items import catalog_records, index_items, model_items
-from shoprec.ranking.recommend import OfflineRanking, Ranker
+from shoprec.ranking.recommend import OfflineRanking, Ranker, rankers_for, search_ranker
 from shoprec.ranking.rerank import MMR
 from shoprec.ranking.stages import (
     BRAND_NOT_APPLIED,
@@ -156,3 +156,24 @@ def test_brand_and_category_exclusions_hold_and_an_unbranded_catalog_says_so(bea
     assert sorted(wanted.items.tolist()) == [1, 3] and wanted.notes == ()
     others = ranker.rank([Request(anyone, k=branded.n_trained, exclude_brands=("OPI",))], branded)[0]
     assert {1, 3}.isdisjoint(others.items.tolist()) and 2 in others.items.tolist()
+
+
+def test_search_without_a_model_ranks_anonymous_queries_as_the_served_search(
+    itemknn: ItemKNN, beauty: Dataset, beauty_item_vectors: np.ndarray
+) -> None:
+    """What docs/llm.md measures search with (no trained model) is what serving answers an anonymous query with."""
+    items = model_items(itemknn, beauty.items.ids, search=beauty_item_vectors)
+
+    def encode(text: str) -> np.ndarray:  # the query "7" reads like item 7's text
+        return beauty_item_vectors[int(text)]
+
+    anonymous = [Request(np.zeros(0, dtype=np.int64), k=10, exclude_seen=False, query=str(i)) for i in (7, 70, 700)]
+    served = rankers_for(itemknn, encode).search.rank(anonymous, items)
+    free = search_ranker(encode).rank(anonymous, items)
+    for one, other in zip(served, free, strict=True):
+        assert one.items.tolist() == other.items.tolist() and one.reasons == other.reasons
+        np.testing.assert_allclose(one.scores, other.scores)
+    history = beauty.sequences.row(int(np.flatnonzero(beauty.sequences.lengths() >= 8)[0]))
+    known = Request(history, k=10, exclude_seen=False, query="7")
+    assert rankers_for(itemknn, encode).search.rank([known], items)[0].personal  # only a history tells them apart
+    assert not search_ranker(encode).rank([known], items)[0].personal

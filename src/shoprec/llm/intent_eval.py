@@ -6,6 +6,7 @@ lists as sets, prices as numbers; ``attributes`` is not scored (the sets do not 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,16 @@ def same(slot: str, got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
+def sample(rows: Sequence[Labelled], per_language: int, seed: int) -> list[Labelled]:
+    """``per_language`` rows of each language drawn with ``seed`` (all of a language that has fewer), in set order:
+    a fixed subset for parsers too slow for the whole set."""
+    chosen: set[int] = set()
+    for language in ("en", "zh"):
+        positions = [i for i, row in enumerate(rows) if row.expected.language == language]
+        chosen.update(random.Random(f"{seed}/{language}").sample(positions, min(per_language, len(positions))))
+    return [row for i, row in enumerate(rows) if i in chosen]
+
+
 def mistakes(row: Labelled, got: Intent) -> list[str]:
     """The slots ``got`` has wrong for ``row``."""
     return [slot for slot in SLOTS if not same(slot, getattr(got, slot), getattr(row.expected, slot))]
@@ -61,9 +72,16 @@ def mistakes(row: Labelled, got: Intent) -> list[str]:
 
 def evaluate(rows: Sequence[Labelled], parser: Parser, terms: Mapping[str, CatalogTerms]) -> SlotAccuracy:
     """Run ``parser`` on each row's query with its source's catalog terms and score every slot."""
+    return score(rows, [parser(row.query, terms[row.source]) for row in rows])
+
+
+def score(rows: Sequence[Labelled], readings: Sequence[Intent]) -> SlotAccuracy:
+    """Every slot of ``readings[i]`` against the label of ``rows[i]`` (readings made elsewhere, e.g. by an LLM)."""
     if not rows:
         raise ValueError("no labelled queries to evaluate")
-    wrong = [mistakes(row, parser(row.query, terms[row.source])) for row in rows]
+    if len(readings) != len(rows):
+        raise ValueError(f"{len(readings)} readings for {len(rows)} labelled queries")
+    wrong = [mistakes(row, got) for row, got in zip(rows, readings, strict=True)]
     per_slot = {slot: 1.0 - sum(slot in w for w in wrong) / len(rows) for slot in SLOTS}
     overall = 1.0 - sum(map(len, wrong)) / (len(rows) * len(SLOTS))
     return SlotAccuracy(len(rows), per_slot, overall, sum(not w for w in wrong) / len(rows))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from shoprec.llm.intent import Intent, Language
+from shoprec.llm.intent import NAME_CHARS, Intent, Language
 from shoprec.llm.intent_sources import Product, Source
 from shoprec.llm.prices import EN_DECADES, EN_UNITS, Currency
 
@@ -144,10 +144,17 @@ def build_intent_set(sources: Sequence[Source], split: Split, per_language: int,
 
 
 def _half(source: Source, split: Split, seed: int) -> list[Product]:
+    """``split``'s half of the source's items, less those with a name longer than an ``Intent`` slot holds (their
+    label would not validate); the halves are cut before that, so which items are dev and which test never moves."""
     usable = [p for p in source.products if p.category or p.brand]
     random.Random(f"{seed}/{source.name}").shuffle(usable)
     middle = len(usable) // 2
-    return usable[:middle] if split == "dev" else usable[middle:]
+    half = usable[:middle] if split == "dev" else usable[middle:]
+    return [p for p in half if _fits(p.category) and _fits(p.brand)]
+
+
+def _fits(name: str | None) -> bool:
+    return name is None or len(name) <= NAME_CHARS
 
 
 def _query(rng: random.Random, source: Source, pool: Sequence[Product], split: Split) -> Labelled:
@@ -277,9 +284,9 @@ def _en_words(value: float) -> str:
 def _exclusion(rng: random.Random, source: Source, product: Product) -> tuple[str, str] | None:
     """Another brand (when the catalog has brands) or another product type of the same catalog."""
     if source.terms.brands and rng.random() < 0.6:
-        choices = [b for b in source.terms.brands if b != product.brand]
+        choices = [b for b in source.terms.brands if b != product.brand and _fits(b)]
         return ("brand", rng.choice(choices)) if choices else None
-    choices = [c for c in source.terms.categories if c != product.category]
+    choices = [c for c in source.terms.categories if c != product.category and _fits(c)]
     return ("category", rng.choice(choices)) if choices else None
 
 

@@ -128,11 +128,19 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
             filters=(Available(), Category(), Brand(), Price()),
             explainer=SimilarReasons(),
         ),
-        search=Ranker(
-            Personalised(TextRelevance(encode_query), feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
-            candidates=TextMatches(),
-            filters=(Available(), Category(), Brand(), Price()),
-            explainer=SearchReasons(),
-        ),
+        search=search_ranker(encode_query, feed),
         window=model.history_window,
+    )
+
+
+def search_ranker(encode_query: Callable[[str], np.ndarray], feed: Scorer | None = None) -> Ranker:
+    """Search: text relevance over the items with text, within the query's categories and prices, blended with
+    the user's ``feed`` score when a history shapes it. Without ``feed`` it ranks anonymous queries exactly as the
+    served search does, so it can be measured on a catalog with no trained model."""
+    relevance = TextRelevance(encode_query)
+    return Ranker(
+        relevance if feed is None else Personalised(relevance, feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
+        candidates=TextMatches(),
+        filters=(Available(), Category(), Brand(), Price()),
+        explainer=SearchReasons(),
     )

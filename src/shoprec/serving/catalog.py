@@ -120,14 +120,14 @@ class Catalog:
             records[row] = item
         search = _grown(old.search, len(ids))
         if latest:
-            texts = [item_text(_fields(item), search_config.max_chars) for item in latest]
+            texts = [item_text(item_fields(item), search_config.max_chars) for item in latest]
             search[rows] = search_encoder.encode(texts, "passage")
         new_rows = rows >= old.n_trained
         new_text = _grown(old.new_text, len(ids) - old.n_trained)
         if new_rows.any() and self.model_text is not None:
             model_encoder, model_config = self.model_text
             new = [
-                item_text(_fields(item), model_config.max_chars)
+                item_text(item_fields(item), model_config.max_chars)
                 for item, is_new in zip(latest, new_rows, strict=True)
                 if is_new
             ]
@@ -152,7 +152,8 @@ class Catalog:
         return _grown(np.asarray(self.model.item_table(), dtype=np.float32), n)
 
 
-def _fields(item: CatalogItem) -> dict[str, object]:
+def item_fields(item: CatalogItem) -> dict[str, object]:
+    """The fields of ``item`` that make its encoder text (``item_text``)."""
     return {
         "title": item.title,
         "category": item.category,

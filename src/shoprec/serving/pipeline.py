@@ -24,7 +24,7 @@ from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.recommend import Rankers, rankers_for
 from shoprec.ranking.types import Ranked, Reason, Request
 from shoprec.serving.catalog import Catalog, cached_encoder, shared_encoder
-from shoprec.serving.query import parse_query
+from shoprec.serving.query import search_request
 from shoprec.serving.schemas import (
     EventError,
     EventIn,
@@ -122,16 +122,7 @@ class Pipeline:
     def search(self, query: str, k: int, user_id: str | None = None) -> SearchResults:
         """Text relevance within the query's price and category constraints, personalised with a user."""
         items = self.catalog.snapshot()
-        parsed = parse_query(query, items.query_categories)
-        request = Request(
-            self._history(items, user_id),
-            k,
-            exclude_seen=False,
-            categories=tuple(parsed.categories),
-            min_price=parsed.min_price,
-            max_price=parsed.max_price,
-            query=parsed.text,
-        )
+        request, parsed = search_request(query, k, items, self._history(items, user_id))
         ranked = self.rankers.search.rank([request], items)[0]
         return SearchResults(
             query=query,

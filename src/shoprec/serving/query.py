@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
+
 from shoprec.llm.prices import parse_prices
+from shoprec.ranking.items import ItemIndex
+from shoprec.ranking.types import Request
 from shoprec.serving.schemas import ParsedQuery
 
 
@@ -26,6 +30,24 @@ def parse_query(query: str, categories: Iterable[str]) -> ParsedQuery:
         max_price=prices.max_price,
         categories=mentioned_categories(prices.text, categories),
     )
+
+
+def search_request(
+    query: str, k: int, items: ItemIndex, history: np.ndarray | None = None
+) -> tuple[Request, ParsedQuery]:
+    """The ranking request for a search (and what was read from the query), over ``items``' query categories;
+    ``history``: the user's item indices, oldest first (None: anonymous)."""
+    parsed = parse_query(query, items.query_categories)
+    request = Request(
+        np.zeros(0, dtype=np.int64) if history is None else history,
+        k,
+        exclude_seen=False,
+        categories=tuple(parsed.categories),
+        min_price=parsed.min_price,
+        max_price=parsed.max_price,
+        query=parsed.text,
+    )
+    return request, parsed
 
 
 def mentioned_categories(text: str, categories: Iterable[str]) -> list[str]:

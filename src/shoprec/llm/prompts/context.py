@@ -99,6 +99,20 @@ class IntentContext:
 
 
 @dataclass(frozen=True)
+class RewriteContext:
+    """Rewrite a search query into the catalog's language, worded as the catalog names products; ``examples``
+    adds the template's worked examples (few-shot) to the instruction."""
+
+    TEMPLATE: ClassVar[str] = "rewrite"
+    query: str
+    target: Language = "en"
+    examples: bool = True
+
+    def allowed(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
 class ChatContext:
     """One assistant turn: the shopper's message, the constraints the ranking applied for it (the conversation's so
     far), the items it retrieved, and what the ranking could not apply (``notes``). The answer picks up to
@@ -158,4 +172,4 @@ class RerankContext:
         return tuple(string.ascii_uppercase[: len(self.candidates)])
 
 
-Context = SimilarContext | IntentContext | ChatContext | ExplainContext | AskContext | RerankContext
+Context = SimilarContext | IntentContext | RewriteContext | ChatContext | ExplainContext | AskContext | RerankContext
