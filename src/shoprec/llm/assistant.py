@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pydantic_core
@@ -117,6 +118,27 @@ class Turn:
         return language_of(self.answer, words(" ".join(f"{s.title or ''} {s.reason}" for s in self.items)))
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """What the next message of a conversation refines: a turn's intent, its search text and the items it showed.
+    Small and JSON-able, so a server keeps it per session between requests."""
+
+    intent: Intent
+    query: str
+    shown: tuple[str, ...]
+
+    @classmethod
+    def of(cls, turn: Turn) -> FollowUp:
+        return cls(turn.intent, turn.query, tuple(shown.item_id for shown in turn.items))
+
+    def to_json(self) -> dict[str, object]:
+        return {"intent": self.intent.model_dump(mode="json"), "query": self.query, "shown": list(self.shown)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> FollowUp:
+        return cls(Intent.model_validate(value["intent"]), str(value["query"]), tuple(map(str, value["shown"])))
+
+
 def require(llm: ChatBackend) -> None:
     """Refuse at once without a backend, before any ranking work."""
     if isinstance(llm, UnavailableChat):
@@ -129,7 +151,7 @@ def messages_of(rendered: Rendered) -> list[Message]:
 
 async def chat_turn(
     message: str,
-    previous: Turn | None,
+    previous: Turn | FollowUp | None,
     shop: Shop,
     history: History,
     llm: ChatBackend,
@@ -145,7 +167,7 @@ async def chat_turn(
 
 async def chat_stream(
     message: str,
-    previous: Turn | None,
+    previous: Turn | FollowUp | None,
     shop: Shop,
     history: History,
     llm: ChatBackend,
@@ -160,7 +182,8 @@ async def chat_stream(
     require(llm)
     if not message.strip():
         raise ValueError("the message is empty")
-    intent, query = await _intent(message, previous, shop, llm, prompts, options)
+    follow_up = FollowUp.of(previous) if isinstance(previous, Turn) else previous
+    intent, query = await _intent(message, follow_up, shop, llm, prompts, options)
     retrieval = await asyncio.to_thread(retrieve, intent, query, shop, history, options)
     retrieved, notes = retrieval.items, retrieval.notes
     context = ChatContext(
@@ -223,14 +246,14 @@ async def _answer(
 
 
 async def _intent(
-    message: str, previous: Turn | None, shop: Shop, llm: ChatBackend, prompts: Prompts, options: AssistantOptions
+    message: str, previous: FollowUp | None, shop: Shop, llm: ChatBackend, prompts: Prompts, options: AssistantOptions
 ) -> tuple[Intent, str]:
     """The turn's intent and search text. A first message is understood (rules and model); a follow-up refines
     the previous intent by rules and keeps the previous search text unless it names another product type."""
     if previous is None:
         understood = await understand(message, shop.terms, llm, prompts, options.intent)
         return understood.intent, parse_prices(message).text
-    indices = [shop.items.positions[s.item_id] for s in previous.items if s.item_id in shop.items.positions]
+    indices = [shop.items.positions[item] for item in previous.shown if item in shop.items.positions]
     brands = [brand for i in indices if (record := shop.items.items[i]) is not None and (brand := record.brand)]
     prices = [price for i in indices if (price := shop.items.price(i)) is not None]
     intent = refine(previous.intent, message, shop.terms, brands, prices)

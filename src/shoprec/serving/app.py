@@ -21,7 +21,7 @@ from shoprec.serving.errors import install_error_handlers
 from shoprec.serving.guard import RequestGuard
 from shoprec.serving.metrics import MetricsMiddleware
 from shoprec.serving.pipeline import FeedRequest
-from shoprec.serving.routes import admin, events, items, search, users
+from shoprec.serving.routes import admin, assistant, events, items, search, users
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.schemas import Health, RecommendationList
 from shoprec.serving.settings import SETTINGS_ENV, ServingSettings
@@ -87,6 +87,6 @@ def create_app(settings: ServingSettings) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # added last: it also times the guard's answers
     install_error_handlers(app)
-    for module in (users, items, search, events, admin):
+    for module in (users, items, search, events, admin, assistant):
         app.include_router(module.router)
     return app

@@ -53,7 +53,9 @@ _MEANINGS = {
     409: "Conflicting request",
     413: "Body or batch too large",
     422: "Invalid field",
-    503: "Store busy or no model: retry after Retry-After seconds",
+    502: "The assistant's model failed (an answer that is not what was asked for)",
+    503: "Store busy, no model, or no LLM for the assistant (retry after Retry-After seconds when given)",
+    504: "The assistant's model did not answer within its time budget",
 }
 
 

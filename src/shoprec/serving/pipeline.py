@@ -18,6 +18,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from shoprec.encoders.text import EncoderConfig
+from shoprec.llm.assistant import History, Shop
 from shoprec.models.artifact import Manifest, load_artifact
 from shoprec.ranking.explain import popular
 from shoprec.ranking.items import ItemIndex
@@ -63,6 +64,7 @@ class Pipeline:
         self.store = store
         self.catalog = catalog
         self.rankers = rankers
+        self._shop: Shop | None = None
 
     @classmethod
     def load(
@@ -83,6 +85,28 @@ class Pipeline:
         queries = shared_encoder(search)
         rankers = rankers_for(model, lambda text: queries.encode([text], "query")[0])
         return cls(manifest, store, catalog, rankers)
+
+    def shop(self) -> Shop:
+        """The assistant's view of the live catalog: one snapshot, its rankers and its names for query rules
+        (built once per catalog revision: reading the names of 12k items takes tens of milliseconds)."""
+        items = self.catalog.snapshot()
+        shop = self._shop
+        if shop is None or shop.items is not items:
+            shop = self._shop = Shop.of(items, self.rankers)
+        return shop
+
+    def assistant_history(self, shop: Shop, user_id: str | None) -> History:
+        """The user's stored history as the assistant reads it: item indices with event times and types (times
+        only when every event has one), oldest first; items the catalog lacks are dropped."""
+        if user_id is None:
+            return History.empty()
+        known = [e for e in self.store.history(user_id) if e.item_id in shop.items.positions]
+        stamps = [e.timestamp for e in known]
+        return History(
+            np.array([shop.items.positions[e.item_id] for e in known], dtype=np.int64),
+            None if any(t is None for t in stamps) else np.array(stamps, dtype=np.float64),
+            tuple(str(e.type) for e in known),
+        )
 
     def n_items(self) -> int:
         """Servable catalog items (padding excluded)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation, StrictBool
 
@@ -203,3 +203,99 @@ class ReloadScheduled(BaseModel):
     status: Literal["restarting"] = "restarting"
     workers: int
     model_dir: Path
+
+
+# ---- the assistant (LLM) ----------------------------------------------------------------------------------------
+
+MESSAGE_CHARS = 1_000  # a shopper's message or question; longer is a 422 (it would only crowd the model's context)
+
+
+class ChatIn(Strict):
+    message: str = Field(min_length=1, max_length=MESSAGE_CHARS, description="What the shopper says, zh or en.")
+    user_id: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Personalise with this user's history (optional)."
+    )
+    session_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Continue this conversation: a follow-up ('cheaper', '换个牌子') refines its last turn.",
+    )
+    stream: bool = Field(default=False, description="Answer as server-sent events: 'delta' pieces, then 'turn'.")
+
+
+class ShownItem(BaseModel):
+    item_id: str
+    title: str | None
+    price: float | None
+    reason: str  # from the ranking's reasons and the item's own fields
+    note: str | None  # the model's phrasing, when it passed the grounding checks
+    source: Literal["llm", "ranking"]
+
+
+class GroundingCounts(BaseModel):
+    """What the checks removed or filled in: ids outside the retrieved set, unsupported claims, wrong language."""
+
+    dropped_ids: int
+    repeated: int
+    unsupported_claims: int
+    wrong_language: int
+    echoed: int
+    filled: int
+
+
+class ChatTurn(BaseModel):
+    session_id: str
+    answer: str
+    language: Literal["zh", "en"]
+    intent: dict[str, Any]  # the constraints the items were retrieved under
+    items: list[ShownItem]
+    counts: GroundingCounts
+    template: str
+    template_version: int
+    model: str
+    fallback: str | None  # why the model's wording is missing, when it is (the ranked items are still shown)
+    notes: list[str]
+    latency_ms: float
+    first_token_ms: float | None
+
+
+class AskIn(Strict):
+    question: str = Field(min_length=1, max_length=MESSAGE_CHARS, description="A question about the item, zh or en.")
+
+
+class ItemAnswer(BaseModel):
+    item_id: str
+    question: str
+    answer: str  # from the item's catalog fields, or "not stated" in the asker's language
+    stated: bool
+    language: Literal["zh", "en"]
+    template: str
+    template_version: int
+    model: str
+    latency_ms: float
+
+
+class PickedItem(BaseModel):
+    item_id: str
+    title: str | None
+    price: float | None
+    reason: str
+    source: Literal["llm", "ranking"]
+
+
+class LLMSimilarList(BaseModel):
+    """Items like ``item_id`` chosen by the LLM among the ranking's candidates (the article's prompt), filled up
+    from the ranking's order when it chose fewer."""
+
+    item_id: str
+    items: list[PickedItem]
+    candidates: list[str]
+    note: str | None
+    history_shown: int
+    history_window: Literal["time", "count"]
+    template: str
+    template_version: int
+    model: str
+    fallback: str | None
+    latency_ms: float
