@@ -460,6 +460,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     parser.add_argument("--search-encoder", choices=["e5", "minilm"], default="e5")
     parser.add_argument("--workers", type=int, default=2, help="server processes (shoprec serve --workers)")
+    parser.add_argument(
+        "--llm", choices=["none", "local"], default="none", help="the assistant's LLM (the phases here never call it)"
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before each measured phase")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--concurrency", type=int, default=8, help="connections of the closed loop")
@@ -493,7 +496,7 @@ def main() -> None:
         url, count = db
         command = [str(BIN / "shoprec"), "serve", "--model-dir", str(args.model_dir), "--data", str(args.data)]
         command += ["--database-url", url, "--port", str(port), "--cache-dir", str(args.cache_dir)]
-        command += ["--search-encoder", args.search_encoder, "--workers", str(args.workers)]
+        command += ["--search-encoder", args.search_encoder, "--workers", str(args.workers), "--llm", args.llm]
         print(
             f"starting {shlex.join(command)}\n  (seeds the fresh store; a cold encoder cache takes minutes)", flush=True
         )
