@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shoprec.data.dataset import Dataset
+from shoprec.llm.backends import ChatResult, Usage
 from shoprec.llm.local import LocalServer
 from shoprec.llm.settings import LLMSettings
 from shoprec.llm.wording import phrase
@@ -27,6 +28,7 @@ def app_with_llm(
     model_dir: Path, store_url: str, cache_dir: Path, llm: LLMSettings, unavailable: str | None
 ) -> FastAPI:
     settings = ServingSettings(
+        rewrite_budget_s=60,  # shared cores: serving's 3 s is for a quiet machine
         model_dir=model_dir,
         database_url=store_url,
         api_key=KEY,
@@ -128,3 +130,37 @@ def test_without_an_llm_the_assistant_answers_503_and_the_feed_still_works(
         assert why in refused.json()["error"]["message"]
         assert client.get("/v1/users/anyone/recommendations").status_code == 200
         assert client.get("/health").json()["llm"] == f"unavailable: {why}"
+
+
+class Translator:
+    """A backend that rewrites every query to "nail polish": what the search route does with a rewrite, whatever
+    the model (the rewrite itself runs against real servers in tests/llm/test_rewrite.py and docs/llm.md)."""
+
+    model = "translator"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def chat(self, messages: object, options: object = None) -> ChatResult:
+        self.calls += 1
+        return ChatResult("nail polish", "stop", Usage(prompt_tokens=1, completion_tokens=2), self.model, 0.0)
+
+
+def test_a_chinese_search_is_searched_as_the_llm_rewrote_it_and_cached(client: TestClient) -> None:
+    translator = Translator()
+    client.app.state.runtime.llm = translator  # type: ignore[attr-defined]
+    first = client.get("/v1/search", params={"q": "指甲油", "k": 5}).json()
+    assert (first["query"], first["rewritten"], first["parsed"]["text"]) == ("指甲油", "nail polish", "nail polish")
+    english = client.get("/v1/search", params={"q": "nail polish", "k": 5}).json()
+    assert [i["item_id"] for i in first["items"]] == [i["item_id"] for i in english["items"]]
+    assert client.get("/v1/search", params={"q": "指甲油", "k": 5}).json()["rewritten"] == "nail polish"
+    assert translator.calls == 1  # the second Chinese search came from the cache; English never asked
+
+
+def test_without_an_llm_a_chinese_search_is_searched_as_written(
+    classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path
+) -> None:
+    app = app_with_llm(classic_dir("itemknn"), seeded_store_url, cache_dir, LLMSettings(backend="none"), "no LLM")
+    with TestClient(app) as client:
+        answer = client.get("/v1/search", params={"q": "指甲油", "k": 5})
+        assert answer.status_code == 200 and answer.json()["rewritten"] is None

@@ -13,6 +13,7 @@ from shoprec.cli.models import show_metrics
 from shoprec.cli.serve import run_server
 from shoprec.data.dataset import Dataset
 from shoprec.evaluation.protocol import rank
+from shoprec.llm.settings import LLMSettings
 from shoprec.models.artifact import save_artifact
 from shoprec.models.base import Recommender
 from shoprec.training.config import RunConfig
@@ -52,7 +53,15 @@ def demo(
             "on first start, and search encodes the catalog with multilingual E5 once (minutes, then cached)…"
         )
         store = f"sqlite:///{out / 'serve.sqlite3'}"
-        run_server(out / manifest.model, data, database_url=store, port=port, key_file=out / "api.key")
+        run_server(
+            out / manifest.model,
+            data,
+            database_url=store,
+            port=port,
+            key_file=out / "api.key",
+            llm=LLMSettings.from_environment(),  # the local default model unless $SHOPREC_LLM_* says otherwise
+            show_assistant=True,
+        )
 
 
 def show_recommendations(dataset: Dataset, model: Recommender) -> None:

@@ -11,6 +11,7 @@ import stat
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -114,8 +115,10 @@ def run_server(
     read_key_required: bool = False,
     key_file: Path = DEFAULT_KEY_FILE,
     llm: LLMSettings | None = None,
+    show_assistant: bool = False,
 ) -> None:
-    """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too.
+    """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too, and
+    with ``show_assistant`` prints a few assistant exchanges once the API is up.
     A local LLM runs as one sidecar process for all workers, started before them and stopped after them."""
     settings = ServingSettings(
         model_dir=model_dir,
@@ -132,7 +135,10 @@ def run_server(
     base = f"http://{host}:{port}"
     with contextlib.ExitStack() as stack:
         settings = settings.model_copy(update=_llm_settings(llm or LLMSettings(backend="none"), stack))
-        threading.Thread(target=_announce_when_up, args=(base, settings), name="announce", daemon=True).start()
+        announce = threading.Thread(
+            target=_announce_when_up, args=(base, settings, show_assistant), name="announce", daemon=True
+        )
+        announce.start()
         _serve(settings, host, port)
 
 
@@ -224,7 +230,7 @@ def _reload(app: FastAPI) -> None:
     console.print(f"[green]reloaded[/green] {health.model} {health.model_version}")
 
 
-def _announce_when_up(base: str, settings: ServingSettings) -> None:
+def _announce_when_up(base: str, settings: ServingSettings, show_assistant: bool) -> None:
     """Print the example commands once the API answers (workers load the model first), with two real item ids:
     the cold-start feed of a user nobody has seen."""
     headers = {API_KEY_HEADER: settings.api_key} if settings.read_key_required and settings.api_key else {}
@@ -240,7 +246,41 @@ def _announce_when_up(base: str, settings: ServingSettings) -> None:
         if len(items) == 2:
             console.print(f"[green]serving on {base}[/green] (docs: {base}/docs)")
             console.print("\n".join(example_commands(base, items, settings.read_key_required)), markup=False)
+            if show_assistant:
+                show_assistant_exchanges(base, settings, items[0])
         return
+
+
+ASSISTANT_EXAMPLES = ("A moisturizer for dry skin under $30", "适合干性皮肤的保湿霜，200元以内")
+PRODUCT_QUESTION = "What is it made of?"
+
+
+def show_assistant_exchanges(base: str, settings: ServingSettings, item: str) -> None:
+    """The demo's last words: an English and a Chinese chat turn and a product question, through the running API,
+    printed as a shopper would read them (or why the assistant is unavailable)."""
+    headers = {API_KEY_HEADER: settings.api_key or "", "Content-Type": "application/json"}
+
+    def post(path: str, body: dict[str, object]) -> dict[str, Any]:
+        request = urllib.request.Request(f"{base}{path}", json.dumps(body).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=300) as answer:
+                return dict(json.load(answer))
+        except urllib.error.HTTPError as refused:
+            return {"error": json.load(refused)["error"]["message"]}
+
+    for message in ASSISTANT_EXAMPLES:
+        turn = post("/v1/chat", {"message": message})
+        console.print(f"\n[bold]shopper:[/bold] {message}", highlight=False)
+        if "error" in turn:
+            console.print(f"[yellow]{turn['error']}[/yellow]")
+            return
+        console.print(f"[bold]assistant[/bold] ({turn['model']}, {turn['latency_ms'] / 1e3:.1f} s): {turn['answer']}")
+        if turn["fallback"] is None:  # a fallback answer lists the items itself
+            for shown in turn["items"]:
+                console.print(f"  - {shown['title'] or shown['item_id']} — {shown['reason']}", highlight=False)
+    answer = post(f"/v1/items/{urllib.parse.quote(item, safe='')}/ask", {"question": PRODUCT_QUESTION})
+    console.print(f"\n[bold]question about {item}:[/bold] {PRODUCT_QUESTION}", highlight=False)
+    console.print(f"[bold]answer:[/bold] {answer.get('answer', answer.get('error'))}", highlight=False)
 
 
 # Prints the URL-quoted id of the first item of a feed read from stdin.

@@ -143,13 +143,16 @@ class Pipeline:
         ranked = self.rankers.similar.rank([request], items)[0]
         return SimilarList(item_id=item_id, model_version=self.model_version, items=_recommended(items, ranked))
 
-    def search(self, query: str, k: int, user_id: str | None = None) -> SearchResults:
-        """Text relevance within the query's price and category constraints, personalised with a user."""
+    def search(self, query: str, k: int, user_id: str | None = None, rewritten: str | None = None) -> SearchResults:
+        """Text relevance within the query's price and category constraints, personalised with a user; with
+        ``rewritten`` (the query put into the catalog's language), that text is what is read and searched."""
         items = self.catalog.snapshot()
-        request, parsed = search_request(query, k, items, self._history(items, user_id))
+        searched = query if rewritten is None else rewritten
+        request, parsed = search_request(searched, k, items, self._history(items, user_id))
         ranked = self.rankers.search.rank([request], items)[0]
         return SearchResults(
             query=query,
+            rewritten=rewritten,
             parsed=parsed,
             personalised=ranked.personal,
             model_version=self.model_version,

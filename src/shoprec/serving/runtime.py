@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shoprec.llm.backends import ChatBackend, UnavailableChat
+from shoprec.llm.rewrite import RewriteCache
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.metrics import Metrics
 from shoprec.serving.pipeline import Pipeline
@@ -34,6 +35,8 @@ class Runtime:
         self.metrics = Metrics(count_events=lambda: self.store.count_events())
         self.model_dir = settings.model_dir
         self._catalog_lock = threading.Lock()
+        # Search rewrites of non-English queries, kept across restarts next to the encoder cache.
+        self.rewrites = RewriteCache(path=settings.cache_dir / "rewrites.sqlite3")
 
     def start(self) -> None:
         self.store = Store(self.settings.database_url)

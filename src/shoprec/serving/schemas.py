@@ -134,6 +134,7 @@ class ParsedQuery(BaseModel):
 
 class SearchResults(BaseModel):
     query: str
+    rewritten: str | None = None  # the LLM's rewrite into the catalog's language that was searched, when there was one
     parsed: ParsedQuery
     personalised: bool
     model_version: str

@@ -39,6 +39,7 @@ class ServingSettings(BaseModel):
     # sidecar and points here), or none, with ``llm_unavailable`` saying why; feeds and search never wait on it.
     llm: LLMSettings = Field(default_factory=lambda: LLMSettings(backend="none"))
     llm_unavailable: str | None = None
+    rewrite_budget_s: float = Field(default=3.0, gt=0)  # the longest a non-English search waits for its LLM rewrite
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> ServingSettings:

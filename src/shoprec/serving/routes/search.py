@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from shoprec.llm.backends import UnavailableChat
+from shoprec.llm.prompts import Prompts
+from shoprec.llm.rewrite import REWRITE_OPTIONS, rewrite
 from shoprec.serving.deps import Reads, User, as_json, feed_k, get_pipeline, get_runtime, query_user
 from shoprec.serving.errors import documented
 from shoprec.serving.pipeline import Pipeline
@@ -13,6 +17,7 @@ from shoprec.serving.runtime import Runtime
 from shoprec.serving.schemas import SearchResults
 
 router = APIRouter(tags=["search"], dependencies=Reads)
+PROMPTS = Prompts()
 
 
 @router.get(
@@ -21,14 +26,20 @@ router = APIRouter(tags=["search"], dependencies=Reads)
     response_model=SearchResults,
     responses=documented(401, 422, 503),
 )
-def search(
+async def search(
     q: Annotated[str, Query(min_length=1, max_length=500, description='e.g. "red nail polish under $10"')],
     pipeline: Annotated[Pipeline, Depends(get_pipeline)],
     runtime: Annotated[Runtime, Depends(get_runtime)],
     k: Annotated[int, Depends(feed_k)],
     user: Annotated[User | None, Depends(query_user)],
 ) -> Response:
-    """Items matching the query's text and its price and category constraints, personalised with ``user_id``."""
-    result = pipeline.search(q, k, None if user is None else user.id)
+    """Items matching the query's text and its price and category constraints, personalised with ``user_id``.
+    A query in another language than the catalog's (Chinese on an English catalog) is first rewritten by the
+    assistant's LLM: cached, within a few seconds at most, and searched as written when no LLM answers in time."""
+    llm = None if isinstance(runtime.llm, UnavailableChat) else runtime.llm
+    budget = REWRITE_OPTIONS.model_copy(update={"time_budget_s": runtime.settings.rewrite_budget_s})
+    rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, options=budget)
+    searched = rewritten.text if rewritten.text != q else None
+    result = await asyncio.to_thread(lambda: pipeline.search(q, k, None if user is None else user.id, searched))
     runtime.metrics.items_served.labels(route="search").inc(len(result.items))
     return as_json(result)
