@@ -93,6 +93,9 @@ def test_events_posted_out_of_time_order_are_read_in_time_order(store: Store) ->
     assert store.recent_items("alice", 4) == in_time[-4:]
     assert store.recent_items("alice", 9) == in_time[-9:]
     assert store.recent_items("bob", None) == ["bob-first"]
+    # a feed batch reads all its users in one query, each in the same order
+    assert store.histories(["bob", "nobody", "alice"]) == {"bob": ["bob-first"], "nobody": [], "alice": in_time}
+    assert store.histories([]) == {}
 
 
 def test_recent_items_are_the_latest_events_items_oldest_first(store: Store) -> None:
@@ -399,3 +402,15 @@ def test_a_store_from_before_event_time_order_is_upgraded(tmp_path: Path) -> Non
             for (name,) in plain.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
         }
     assert indexes == {"ix_events_user_time"}
+
+
+def test_a_conversation_keeps_its_latest_turn_for_its_own_user_only(open_store: OpenStore) -> None:
+    store = open_store()
+    assert store.last_chat_turn("s1", "alice") is None
+    store.add_chat_turn("s1", "alice", {"intent": {"category": "Nail Polish"}, "shown": ["a"]})
+    store.add_chat_turn("s1", "alice", {"intent": {"max_price": 9.0}, "shown": ["b", "c"]})
+    store.add_chat_turn("s2", "bob", {"intent": {}, "shown": []})
+    again = open_store()  # another connection, as another API worker would read it
+    assert again.last_chat_turn("s1", "alice") == {"intent": {"max_price": 9.0}, "shown": ["b", "c"]}
+    assert again.last_chat_turn("s1", "bob") is None  # someone else's session id reads as a new conversation
+    assert again.last_chat_turn("s2", "bob") == {"intent": {}, "shown": []}

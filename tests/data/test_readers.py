@@ -282,3 +282,18 @@ def test_build_dataset_puts_catalog_items_first_and_indexes_the_catalog(tmp_path
     assert dataset.title(1) == "Zed" and dataset.title(3) == "new"
     assert dataset.catalog.at[3, "title"] is None
     assert dataset.event_types is not None and dataset.event_types.tolist() == ["view", "view"]
+
+
+def test_timestamps_written_with_a_utc_suffix_are_read(tmp_path: Path, pseudonymize: Pseudonymizer) -> None:
+    """REES46 and other store exports write "2019-10-01 00:00:07 UTC"; every one of those rows was rejected."""
+    rows = "\n".join(
+        [
+            "user_id,item_id,event_type,timestamp",
+            "u1,a,view,2019-10-01 00:00:07 UTC",
+            "u1,b,view,2019-10-01 00:00:09 GMT",
+            "u1,c,view,2019-10-01 00:00:11 PST",
+        ]
+    )
+    events, report = read_events(write(tmp_path / "e.csv", rows + "\n"), pseudonymize, KNOWN_ITEMS)
+    assert events["timestamp"].tolist() == [1569888007.0, 1569888009.0]
+    assert_reported(report, {4: "bad timestamp"})  # a zone name other than UTC/GMT is not guessed

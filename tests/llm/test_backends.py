@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import time
@@ -75,6 +76,26 @@ def test_json_schema_answer_parses_and_validates(server: LocalServer, llm_settin
     product = Product.model_validate(result.value)
     assert product.name
     assert result.chat.finish_reason == "stop"
+
+
+def test_a_stream_under_a_schema_grows_into_the_schemas_json(server: LocalServer, llm_settings: LLMSettings) -> None:
+    """What the assistant streams from: deltas of JSON whose enum field can only name the given values."""
+    schema = {
+        "type": "object",
+        "properties": {"id": {"enum": ["A7", "B9"]}, "name": {"type": "string", "maxLength": 20}},
+        "required": ["id", "name"],
+        "additionalProperties": False,
+    }
+
+    async def stream(chat: OpenAIChat) -> tuple[list[str], ChatResult]:
+        async with chat.stream(PRODUCT, GREEDY, schema) as answer:
+            return [delta async for delta in answer], answer.result
+
+    roomy = llm_settings.model_copy(update={"max_tokens": 64})
+    deltas, result = with_chat(roomy, server.base_url, stream)
+    value = json.loads("".join(deltas))
+    assert len(deltas) > 3 and value["id"] in ("A7", "B9") and len(value["name"]) <= 20
+    assert result.finish_reason == "stop"
 
 
 def test_json_cut_off_is_a_typed_error(server: LocalServer, llm_settings: LLMSettings) -> None:

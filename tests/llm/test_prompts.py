@@ -7,7 +7,6 @@ SHOPREC_UPDATE_GOLDEN=1; it refuses to overwrite a golden file of the same versi
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from shoprec.data.dataset import Dataset
-from shoprec.data.sources import load_source
 from shoprec.llm.intent import Intent, parse
 from shoprec.llm.prompts import LIMITS, TEMPLATES, Prompts, Rendered, clip
 from shoprec.llm.prompts.build import (
@@ -45,8 +43,9 @@ from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.ranking.explain import MODEL_SPACE, attribute
 from shoprec.ranking.types import Reason
 
+from .conftest import rees46_dataset
+
 GOLDEN = Path(__file__).parent / "golden"
-REES46 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rees46_sample" / "2019-Oct-head.csv"
 USER = 62  # row of the beauty slice used throughout: a user with 28 purchases, 13 of them hair care
 VIEWED = 23  # the position of the item that user is viewing (a conditioner)
 
@@ -119,8 +118,9 @@ def _chat(beauty: Dataset, terms: CatalogTerms) -> ChatContext:
     return ChatContext(
         message="有没有更便宜的护发素？不要太油的",
         language="zh",
-        previous=parse("conditioner under $15, no shampoos", terms),
+        intent=parse("conditioner under $15, no shampoos", terms),
         items=tuple(RankedFacts(item_facts(beauty, i), reasons[: 1 + k]) for k, i in enumerate(found)),
+        notes=("no item here has a price, so the price bound was not applied",),
     )
 
 
@@ -152,30 +152,10 @@ def test_each_template_renders_its_golden_prompt(name: str, contexts: dict[str, 
     check_golden(name, Prompts().render(contexts[name]))
 
 
-def _rees46_dataset(tmp_path: Path, pseudonymize: Pseudonymizer) -> Dataset:
-    """The first 1,500 REES46 events in shoprec's own layout: events with timestamps and types, a catalog with
-    category path, brand and price."""
-    events, catalog = tmp_path / "events.csv", tmp_path / "catalog.csv"
-    seen: set[str] = set()
-    with REES46.open(encoding="utf-8") as source, events.open("w") as e, catalog.open("w") as c:
-        rows = list(csv.DictReader(source))[:1500]
-        e.write("user_id,item_id,event_type,timestamp\n")
-        c.write("item_id,category,brand,price\n")
-        for row in rows:
-            stamp = row["event_time"].replace(" UTC", "+00:00")  # the readers take ISO-8601, not a " UTC" suffix
-            e.write(f"{row['user_id']},{row['product_id']},{row['event_type']},{stamp}\n")
-            if row["product_id"] not in seen:
-                seen.add(row["product_id"])
-                category = " > ".join(row["category_code"].split("."))
-                c.write(f"{row['product_id']},{category},{row['brand']},{row['price']}\n")
-    dataset, _ = load_source(tmp_path, pseudonymize)
-    return dataset
-
-
 def test_a_history_with_timestamps_is_cut_to_the_six_months_before_the_view(
     tmp_path: Path, pseudonymize: Pseudonymizer
 ) -> None:
-    rees46 = _rees46_dataset(tmp_path, pseudonymize)
+    rees46 = rees46_dataset(tmp_path, pseudonymize)
     assert rees46.sequences.timestamps is not None
     row = int(rees46.sequences.lengths().argmax())  # the busiest user of the slice
     position = int(rees46.sequences.lengths()[row]) - 1
@@ -207,9 +187,10 @@ def test_a_changed_template_without_a_version_bump_fails_the_golden_test(
     assert problem is not None and "did not: bump the version" in problem
 
     source = edited.read_text(encoding="utf-8")
-    edited.write_text(source.replace("version: 1", "version: 2", 1), encoding="utf-8")
+    version = Prompts().version("similar")
+    edited.write_text(source.replace(f"version: {version}", f"version: {version + 1}", 1), encoding="utf-8")
     problem = golden_problem("similar", serialise(Prompts(tmp_path).render(contexts["similar"])), golden)
-    assert problem is not None and "version 1 -> 2" in problem
+    assert problem is not None and f"version {version} -> {version + 1}" in problem
 
 
 def test_a_template_without_a_version_is_refused(tmp_path: Path, contexts: dict[str, Context]) -> None:
@@ -239,7 +220,7 @@ def test_rerank_labels_candidates_with_letters_and_refuses_more_than_26(beauty: 
 
 def test_chat_and_ask_answer_in_the_shoppers_language(contexts: dict[str, Context]) -> None:
     prompts = Prompts()
-    assert "Answer in Chinese" in prompts.render(contexts["chat"]).messages[0]["content"]
+    assert "Write in Chinese" in prompts.render(contexts["chat"]).messages[0]["content"]
     assert "未说明" in prompts.render(contexts["ask"]).messages[0]["content"]
     english = AskContext(contexts["ask"].item, "Is it good for curly hair?", "en")  # type: ignore[union-attr]
     assert "not stated" in prompts.render(english).messages[0]["content"]

@@ -13,10 +13,19 @@ from shoprec.models.base import TrainData
 from shoprec.models.itemknn import ItemKNN
 from shoprec.models.pop import Pop
 from shoprec.ranking.explain import occlusion
-from shoprec.ranking.items import index_items, model_items
+from shoprec.ranking.items import catalog_records, index_items, model_items
 from shoprec.ranking.recommend import OfflineRanking, Ranker, rankers_for, search_ranker
 from shoprec.ranking.rerank import MMR
-from shoprec.ranking.stages import ModelScorer, Price, TextMatches, TextRelevance, model_scorer
+from shoprec.ranking.stages import (
+    BRAND_NOT_APPLIED,
+    Brand,
+    Category,
+    ModelScorer,
+    Price,
+    TextMatches,
+    TextRelevance,
+    model_scorer,
+)
 from shoprec.ranking.types import Ranked, Request
 from shoprec.storage.store import CatalogItem
 from shoprec.types import Sequences
@@ -146,3 +155,25 @@ def test_search_without_a_model_ranks_anonymous_queries_as_the_served_search(
     known = Request(history, k=10, exclude_seen=False, query="7")
     assert rankers_for(itemknn, encode).search.rank([known], items)[0].personal  # only a history tells them apart
     assert not search_ranker(encode).rank([known], items)[0].personal
+
+
+def test_brand_and_category_exclusions_hold_and_an_unbranded_catalog_says_so(beauty: Dataset) -> None:
+    pop = Pop()
+    pop.fit(TrainData(beauty.items.size, beauty.sequences))
+    unbranded = model_items(pop, beauty.items.ids, records=catalog_records(beauty, beauty.items.ids))
+    ranker = Ranker(ModelScorer(pop), filters=(Category(), Brand()))
+    anyone = np.zeros(0, dtype=np.int64)
+    request = Request(anyone, k=50, categories=("Makeup",), exclude_categories=("Nails",), exclude_brands=("OPI",))
+    answer = ranker.rank([request], unbranded)[0]
+    assert len(answer.items) == 50 and answer.notes == (BRAND_NOT_APPLIED,)  # Beauty has no brand field
+    assert unbranded.in_categories(["Makeup"])[answer.items].all()
+    assert not unbranded.in_categories(["Nails"])[answer.items].any()
+    # Brands on three items: asked-for and ruled-out brands hold, any case.
+    records: list[CatalogItem | None] = [None, *(CatalogItem(item_id=i) for i in beauty.items.ids)]
+    for index, brand in ((1, "OPI"), (2, "Essie"), (3, "opi")):
+        records[index] = CatalogItem(item_id=beauty.items.ids[index - 1], brand=brand)
+    branded = index_items(("", *beauty.items.ids), records, table=None, popularity=unbranded.popularity)
+    wanted = ranker.rank([Request(anyone, k=10, brands=("opi",))], branded)[0]
+    assert sorted(wanted.items.tolist()) == [1, 3] and wanted.notes == ()
+    others = ranker.rank([Request(anyone, k=branded.n_trained, exclude_brands=("OPI",))], branded)[0]
+    assert {1, 3}.isdisjoint(others.items.tolist()) and 2 in others.items.tolist()

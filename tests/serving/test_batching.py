@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -67,3 +68,37 @@ def test_a_run_that_answers_the_wrong_number_of_requests_fails_them_instead_of_h
 
     with pytest.raises(ValueError, match="answered 0 of 1 requests"):
         asyncio.run(burst())
+
+
+def test_a_fast_batch_is_answered_within_the_lend_and_a_slow_one_stalls_the_loop_for_the_lend_at_most() -> None:
+    def run(batch: Sequence[float]) -> list[float]:
+        time.sleep(max(batch))
+        return list(batch)
+
+    batcher = MicroBatcher(run, lend_s=0.05)
+
+    async def slow_batch_and_a_ticker() -> tuple[float, float]:
+        gaps: list[float] = []
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        assert await batcher.submit(0.0) == 0.0  # fast: the loop waited for it
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        assert await batcher.submit(0.5) == 0.5
+        took = time.perf_counter() - started
+        ticking.cancel()
+        return took, max(gaps)
+
+    took, longest_gap = asyncio.run(slow_batch_and_a_ticker())
+    batcher.close()
+    assert took >= 0.5
+    assert longest_gap < 0.25, "the loop stalled for the whole slow batch instead of the lend"
+    assert batcher.lent == {True: 1, False: 1}

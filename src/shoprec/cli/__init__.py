@@ -7,6 +7,7 @@ import logging
 import typer
 from rich.logging import RichHandler
 
+from shoprec.cli.assist import ask_app, chat
 from shoprec.cli.common import console, guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
@@ -31,6 +32,7 @@ def main(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings 
 
 
 app.add_typer(data_app, name="data")
+app.add_typer(ask_app, name="ask")
 app.command()(guarded(train))
 app.command(name="evaluate")(guarded(evaluate_command))
 app.command(name="tune")(guarded(tune_command))
@@ -38,3 +40,4 @@ app.command()(guarded(bench))
 app.command()(guarded(recommend))
 app.command()(guarded(demo))
 app.command()(guarded(serve))
+app.command()(guarded(chat))

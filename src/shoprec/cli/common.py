@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from shoprec.data.dataset import Dataset
 from shoprec.data.rejects import LoadReport, SchemaError
 from shoprec.data.sources import load_source
+from shoprec.llm.errors import LLMError
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 console = Console(stderr=True, soft_wrap=True)
@@ -35,7 +36,7 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             console.print(f"[red]error:[/red] invalid configuration: {problems}")
-        except (SchemaError, ValueError, FileNotFoundError, KeyError) as error:
+        except (SchemaError, ValueError, FileNotFoundError, KeyError, LLMError) as error:
             console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,6 +23,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from shoprec.cli.common import console, load_data
+from shoprec.llm.errors import LLMUnavailable
+from shoprec.llm.local import Sidecar
+from shoprec.llm.settings import LLMSettings
 from shoprec.privacy.pseudonym import load_or_create_key
 from shoprec.serving.app import create_app, reload_model
 from shoprec.serving.guard import API_KEY_HEADER
@@ -64,14 +68,37 @@ def serve(
     key_file: Path = typer.Option(
         DEFAULT_KEY_FILE, help=f"Where the API key is kept (created 0600) when ${API_KEY_ENV} is not set."
     ),
+    llm: Literal["local", "openai", "none"] = typer.Option(
+        "local",
+        envvar="SHOPREC_LLM_BACKEND",
+        help="The assistant's LLM: local (llama.cpp on a packaged model, in a sidecar process), openai (any "
+        "OpenAI-compatible server at --llm-base-url) or none (LLM routes answer 503; feeds and search unaffected).",
+    ),
+    llm_model: str | None = typer.Option(
+        None, envvar="SHOPREC_LLM_MODEL", help="local: qwen2.5-coder-1.5b (default), qwen2.5-coder-0.5b, smollm2-135m."
+    ),
+    llm_base_url: str | None = typer.Option(
+        None, envvar="SHOPREC_LLM_BASE_URL", help="openai: the API root, e.g. http://127.0.0.1:8080/v1."
+    ),
 ) -> None:
     """Serve recommendations, similar items, search, explanations and event ingest over HTTP.
 
     Writes need the X-API-Key header: $SHOPREC_API_KEY, or the key in --key-file (generated on first start, never
     printed). SIGHUP (or POST /v1/admin/reload) reloads the model; with several workers, a rolling restart.
     """
+    chosen = {"backend": llm, "model": llm_model, "base_url": llm_base_url}
     run_server(
-        model_dir, data, database_url, host, port, search_encoder, cache_dir, workers, require_key_for_reads, key_file
+        model_dir,
+        data,
+        database_url,
+        host,
+        port,
+        search_encoder,
+        cache_dir,
+        workers,
+        require_key_for_reads,
+        key_file,
+        LLMSettings.from_environment(**{name: value for name, value in chosen.items() if value is not None}),
     )
 
 
@@ -86,8 +113,10 @@ def run_server(
     workers: int = 1,
     read_key_required: bool = False,
     key_file: Path = DEFAULT_KEY_FILE,
+    llm: LLMSettings | None = None,
 ) -> None:
-    """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too."""
+    """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too.
+    A local LLM runs as one sidecar process for all workers, started before them and stopped after them."""
     settings = ServingSettings(
         model_dir=model_dir,
         database_url=database_url,
@@ -101,8 +130,24 @@ def run_server(
         _seed(settings.database_url, data)
     load_or_create_key()  # before any worker starts: two workers must not each create a pseudonym key
     base = f"http://{host}:{port}"
-    threading.Thread(target=_announce_when_up, args=(base, settings), name="announce", daemon=True).start()
-    _serve(settings, host, port)
+    with contextlib.ExitStack() as stack:
+        settings = settings.model_copy(update=_llm_settings(llm or LLMSettings(backend="none"), stack))
+        threading.Thread(target=_announce_when_up, args=(base, settings), name="announce", daemon=True).start()
+        _serve(settings, host, port)
+
+
+def _llm_settings(llm: LLMSettings, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The workers' LLM settings: a local model is started here, in a sidecar, and reached like a remote server.
+    A local model that cannot start (not installed, no xllamacpp) leaves the assistant unavailable, saying why."""
+    if llm.backend != "local":
+        return {"llm": llm}
+    console.print(f"starting the local LLM {llm.model} (a sidecar process at lower CPU priority) …")
+    try:
+        base_url = stack.enter_context(Sidecar(llm))
+    except LLMUnavailable as error:
+        console.print(f"[yellow]the assistant is unavailable (LLM routes answer 503):[/yellow] {error}")
+        return {"llm": LLMSettings(backend="none"), "llm_unavailable": str(error)}
+    return {"llm": llm.model_copy(update={"backend": "openai", "base_url": base_url})}
 
 
 def _serve(settings: ServingSettings, host: str, port: int) -> None:

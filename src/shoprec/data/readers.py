@@ -244,16 +244,25 @@ def _numbers(series: pd.Series | None, n_rows: int) -> tuple[np.ndarray, np.ndar
     return numbers, text.ne("").to_numpy() & ~np.isfinite(numbers)
 
 
+_UTC_SUFFIX = r"\s+(?:UTC|GMT)$"
+
+
 def _timestamps(series: pd.Series | None, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Unix seconds (NaN when missing) and a mask of unparsable cells. Numbers are unix seconds; strings may
-    also be ISO-8601, read as UTC when they carry no offset."""
+    also be ISO-8601, read as UTC when they carry no offset, or end in " UTC" as exports often write them
+    (REES46: "2019-10-01 00:00:07 UTC")."""
     if series is not None and pd.api.types.is_datetime64_any_dtype(series):
         stamps = series.dt.tz_localize("UTC") if series.dt.tz is None else series
         return _epoch_seconds(stamps), np.zeros(n_rows, dtype=bool)
     seconds, bad = _numbers(series, n_rows)
     if series is not None and bad.any():
         seconds[bad] = _epoch_seconds(
-            pd.to_datetime(_as_text(series)[bad], errors="coerce", utc=True, format="ISO8601")
+            pd.to_datetime(
+                _as_text(series)[bad].str.replace(_UTC_SUFFIX, "+00:00", regex=True),
+                errors="coerce",
+                utc=True,
+                format="ISO8601",
+            )
         )
         bad[bad] = ~np.isfinite(seconds[bad])
     return seconds, bad

@@ -134,7 +134,9 @@ class ChatBackend(Protocol):
         self, messages: Sequence[Message], schema: Mapping[str, Any], options: ChatOptions | None = None
     ) -> JsonResult: ...
 
-    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream: ...
+    def stream(
+        self, messages: Sequence[Message], options: ChatOptions | None = None, schema: Mapping[str, Any] | None = None
+    ) -> ChatStream: ...
 
 
 Send = Callable[[dict[str, Any], float, bool], Awaitable[httpx.Response]]
@@ -286,8 +288,7 @@ class OpenAIChat:
         (e.g. cut off by max_tokens).
         """
         options = options or ChatOptions()
-        body = self._body(messages, options)
-        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": dict(schema)}}
+        body = self._body(messages, options) | _response_format(schema)
         result = await self._complete(body, options)
         try:
             return JsonResult(json.loads(result.text), result)
@@ -295,11 +296,17 @@ class OpenAIChat:
             cut = " (cut off by max_tokens)" if result.finish_reason == "length" else ""
             raise LLMBadOutput(f"the model's answer is not JSON{cut}: {error}; answer: {result.text[:200]!r}") from None
 
-    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
+    def stream(
+        self, messages: Sequence[Message], options: ChatOptions | None = None, schema: Mapping[str, Any] | None = None
+    ) -> ChatStream:
+        """The answer as it is generated; with ``schema``, constrained to it as ``chat_json`` is (the deltas are
+        JSON text: the caller parses the partial object as it grows)."""
         options = options or ChatOptions()
         if options.top_logprobs is not None:
             raise ValueError("logprobs come with chat(), not stream()")
         body = self._body(messages, options) | {"stream": True, "stream_options": {"include_usage": True}}
+        if schema is not None:
+            body |= _response_format(schema)
         return ChatStream(self._send, self._slots, body, self._budget(options))
 
     def _budget(self, options: ChatOptions) -> float:
@@ -389,7 +396,9 @@ class UnavailableChat:
     ) -> JsonResult:
         raise LLMUnavailable(self.reason)
 
-    def stream(self, messages: Sequence[Message], options: ChatOptions | None = None) -> ChatStream:
+    def stream(
+        self, messages: Sequence[Message], options: ChatOptions | None = None, schema: Mapping[str, Any] | None = None
+    ) -> ChatStream:
         raise LLMUnavailable(self.reason)
 
 
@@ -425,6 +434,10 @@ def chat_once(settings: LLMSettings, messages: Sequence[Message], options: ChatO
 
 
 _W = TypeVar("_W", bound=_Wire)
+
+
+def _response_format(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": dict(schema)}}}
 
 
 def _parse(kind: type[_W], data: str | bytes) -> _W:

@@ -113,14 +113,16 @@ def merge(rules: Intent, llm: Intent) -> Intent:
     """Rules win for the language and for prices (all price slots come from whichever side found a bound, the rules
     first: an LM must not mix its bound with theirs); every other slot is the rules' when they filled it, else the
     LLM's. A brand or category the LLM asks for that the result excludes is dropped: "not OPI" read by the rules
-    outweighs an LLM's "brand: OPI"."""
+    outweighs an LLM's "brand: OPI"; and an LLM's exclusion of what the rules read as asked for is dropped."""
     prices = rules if _has_price(rules) or not _has_price(llm) else llm
     slots = {
         name: getattr(rules, name) or getattr(llm, name)
         for name in ("category", "brand", "sort", "attributes", "exclude_brands", "exclude_categories")
     }
     for wanted, excluded in (("brand", "exclude_brands"), ("category", "exclude_categories")):
-        if slots[wanted] in slots[excluded]:
+        if getattr(rules, wanted) is not None:  # the rules read it asked for: an LLM exclusion of it is a misreading
+            slots[excluded] = [name for name in slots[excluded] if name.casefold() != slots[wanted].casefold()]
+        elif slots[wanted] is not None and slots[wanted].casefold() in {n.casefold() for n in slots[excluded]}:
             slots[wanted] = None
     return Intent(
         **slots,

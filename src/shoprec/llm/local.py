@@ -12,6 +12,9 @@ runtime reads it once, when it is loaded.
 from __future__ import annotations
 
 import os
+import select
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +27,7 @@ from shoprec.llm.models import ensure_model, model_spec
 from shoprec.llm.settings import LLMSettings
 
 _HEALTH_POLL_S = 0.1
+SIDECAR_START_S = 300.0  # assembling and hashing a 1.1 GB model on first use, then loading it
 
 
 class LocalServer:
@@ -123,3 +127,64 @@ class LocalServer:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class Sidecar:
+    """A ``LocalServer`` in a child process (``python -m shoprec.llm.local``) at lower CPU priority: what
+    ``shoprec serve`` runs, so that every API worker shares one loaded model and a generating LLM yields the cores
+    to feeds and searches (the LLM is never on the feed's hot path). ``start`` returns the OpenAI API root.
+    """
+
+    def __init__(self, settings: LLMSettings, niceness: int = 10) -> None:
+        self.settings = settings
+        self.niceness = niceness
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> str:
+        command = [sys.executable, "-m", "shoprec.llm.local", str(self.niceness)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(self.settings.model_dump_json() + "\n")  # stdin stays open: see _sidecar
+        self._process.stdin.flush()
+        ready, _, _ = select.select([self._process.stdout], [], [], SIDECAR_START_S)
+        outcome = self._process.stdout.readline().strip() if ready else ""
+        if not outcome.startswith("http"):
+            self.stop()
+            raise LLMUnavailable(outcome or f"the local LLM process was not ready within {SIDECAR_START_S:.0f} s")
+        return outcome
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(10)
+        self._process = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _sidecar(niceness: int) -> None:
+    """The child: settings as one JSON line on stdin; prints the API root (or why it could not start), then serves
+    until terminated or until stdin ends, which is when the parent is gone, however it died. Its own session: a
+    Ctrl-C in the terminal reaches the parent, which decides when to stop it."""
+    os.nice(niceness)
+    settings = LLMSettings.model_validate_json(sys.stdin.readline())
+    try:
+        server = LocalServer.from_settings(settings)
+        server.start()
+    except LLMUnavailable as error:
+        print(str(error).replace("\n", " "), flush=True)
+        raise SystemExit(1) from None
+    print(server.base_url, flush=True)
+    sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+
+
+if __name__ == "__main__":
+    _sidecar(int(sys.argv[1]))

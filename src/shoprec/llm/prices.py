@@ -33,7 +33,9 @@ _NUMBER = (
     rf"(?<![A-Za-z])(?:(?:a|one)\s+)?(?:{_EN_WORD})(?:(?:\s+|-)(?:{_EN_WORD}))*(?![A-Za-z])(?!-[A-Za-z]))"
 )
 _CURRENCY_BEFORE = r"(?:[$¥]\s*|(?:usd|rmb|us\$)\s*)"
-_CURRENCY_AFTER = r"(?:\s*(?:dollars?|bucks?|usd|rmb|yuan|kuai)(?![A-Za-z])|\s*(?:元人民币|元钱?|块钱?|人民币|[$¥]))"
+_CURRENCY_AFTER = (
+    r"(?:\s*(?:dollars?|bucks?|usd|rmb|yuan|kuai)(?![A-Za-z])|\s*(?:美元|美金|元人民币|元钱?|块钱?|人民币|[$¥]))"
+)
 # A number followed by one of these measures something else (size, count, SPF, age), whatever word precedes it.
 _UNIT = (
     r"\s*(?:%|(?:oz|ounces?|fl|ml|l|g|grams?|kg|lbs?|pounds?|mm|cm|inch(?:es)?|in|packs?|pcs|pieces?|count|ct|x|"
@@ -85,8 +87,8 @@ _ORDERS: list[tuple[re.Pattern[str], Order]] = [
         "price_desc",
     ),
 ]
-_USD = re.compile(r"\$|(?<![A-Za-z])(?:usd|dollars?|bucks?)(?![A-Za-z])", re.IGNORECASE)
-_CNY = re.compile(r"¥|元|块|人民币|(?<![A-Za-z])(?:rmb|yuan|kuai)(?![A-Za-z])", re.IGNORECASE)
+_USD = re.compile(r"\$|美元|美金|(?<![A-Za-z])(?:usd|dollars?|bucks?)(?![A-Za-z])", re.IGNORECASE)
+_CNY = re.compile(r"¥|(?<!美)元|块|人民币|(?<![A-Za-z])(?:rmb|yuan|kuai)(?![A-Za-z])", re.IGNORECASE)
 # Words left dangling at either end once a price phrase is cut out ("lipstick for", "价格在 的口红").
 _FILLER = (
     r"(?:(?<![A-Za-z])(?:for|at|and|with|priced|costing|price)(?![A-Za-z])|价格|价钱|的|在|[\s,，。、;；:：!！?？])+"
@@ -147,6 +149,11 @@ def _en_number(text: str) -> float:
 def normalise(text: str) -> str:
     """NFKC: full-width digits, letters and signs become ASCII ones ("１００元" -> "100元")."""
     return unicodedata.normalize("NFKC", text)
+
+
+def has_number(text: str) -> bool:
+    """Whether ``text`` writes a number at all (digits, Chinese numerals or English number words)."""
+    return re.search(_NUMBER, normalise(text), re.IGNORECASE) is not None
 
 
 def parse_prices(text: str) -> Prices:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from shoprec.llm.backends import ChatBackend, ChatOptions, Message
 from shoprec.llm.errors import LLMError
 from shoprec.llm.intent import Intent, intent_schema, merge, parse
+from shoprec.llm.prices import has_number
 from shoprec.llm.prompts import Prompts
 from shoprec.llm.prompts.context import IntentContext
 from shoprec.llm.terms import CatalogTerms
@@ -47,6 +48,8 @@ async def understand(
     try:
         answer = await llm.chat_json(messages, intent_schema(), options)
         read = Intent.model_validate(answer.value)
+        if not has_number(query):  # a price bound of a query that writes no number is the model's invention
+            read = read.model_copy(update={"min_price": None, "max_price": None, "currency": None})
     except (LLMError, ValidationError) as error:
         return Understood(rules, rules, None, rendered.name, rendered.version, f"{type(error).__name__}: {error}")
     return Understood(merge(rules, read), rules, read, rendered.name, rendered.version)

@@ -7,12 +7,14 @@ catalog swaps in a new one, so a ranking reads one consistent snapshot without l
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from shoprec.data.dataset import Dataset
 from shoprec.encoders.text import normalise
 from shoprec.models.base import EmbeddingModel, Recommender
 from shoprec.storage.store import CatalogItem
@@ -40,6 +42,7 @@ class ItemIndex:
     category_codes: np.ndarray  # (N,) int64 into ``paths``; -1 without a category
     paths: tuple[frozenset[str], ...]  # each distinct category path as its lower-cased levels
     query_categories: tuple[str, ...]  # level names a query may name as a filter (see ``index_items``)
+    brands: np.ndarray  # (N,) object: each item's brand lower-cased and stripped, "" without one
     table: np.ndarray | None  # (N, D) float32 the model's item table (user vector · row = score); None: no vectors
     unit_table: np.ndarray | None  # (N, D) rows of ``table`` at unit length, for item-item cosine
     search: np.ndarray  # (N, T) float32 unit text vectors; zero rows for items without text, T = 0 without encoder
@@ -66,6 +69,11 @@ class ItemIndex:
         codes = [code for code, path in enumerate(self.paths) if path & wanted]
         return np.isin(self.category_codes, codes)
 
+    def with_brands(self, names: Sequence[str]) -> np.ndarray:
+        """(N,) bool: items whose brand is any of ``names`` (case-insensitive)."""
+        wanted = {name.strip().lower() for name in names} - {""}
+        return np.isin(self.brands, list(wanted))
+
     def title(self, index: int) -> str | None:
         item = self.items[index]
         return None if item is None else item.title
@@ -76,6 +84,33 @@ class ItemIndex:
 
     def price(self, index: int) -> float | None:
         return None if np.isnan(self.prices[index]) else float(self.prices[index])
+
+
+def catalog_record(item_id: str, row: dict[object, object]) -> CatalogItem:
+    """A dataset catalog row as a catalog record; missing values (None or NaN) become None, a list of tags a
+    tuple."""
+    text = {name: value if isinstance(value, str) and value else None for name, value in row.items()}
+    price = row.get("price")
+    tags = row.get("tags")
+    return CatalogItem(
+        item_id=item_id,
+        title=text.get("title"),
+        description=text.get("description"),
+        category=text.get("category"),
+        brand=text.get("brand"),
+        price=float(price) if isinstance(price, (int, float)) and not math.isnan(price) else None,
+        tags=tuple(str(tag) for tag in tags) if isinstance(tags, (list, tuple, np.ndarray)) else (),
+    )
+
+
+def catalog_records(dataset: Dataset, item_ids: Sequence[str]) -> list[CatalogItem | None]:
+    """One record per item index for a vocabulary of ``item_ids`` (padding first, as None): each id's row of the
+    dataset's catalog, None for an id the dataset does not hold."""
+    rows = dataset.catalog.to_dict("records")  # row i is item index i + 1
+    return [
+        None,
+        *(catalog_record(i, rows[dataset.items.index(i) - 1]) if i in dataset.items else None for i in item_ids),
+    ]
 
 
 def index_items(
@@ -103,6 +138,7 @@ def index_items(
     counted[:n_trained] = popularity[:n_trained]
     prices = [np.nan if item is None or item.price is None else item.price for item in items]
     available = np.array([item is None or item.available for item in items], dtype=bool)
+    brands = np.array([(item.brand or "").strip().lower() if item is not None else "" for item in items], dtype=object)
     available[PADDING] = False
     return ItemIndex(
         ids=tuple(ids),
@@ -113,6 +149,7 @@ def index_items(
         category_codes=np.asarray(codes, dtype=np.int64),
         paths=tuple(paths),
         query_categories=tuple(name for name, count in counts.items() if count <= (n - 1) / 2),
+        brands=brands,
         table=table,
         unit_table=None if table is None else normalise(table),
         search=np.zeros((n, 0), dtype=np.float32) if search is None else search,
@@ -131,9 +168,23 @@ def non_personal_ranking(model: Recommender) -> np.ndarray:
     return scores
 
 
-def model_items(model: Recommender, item_ids: Sequence[str], search: np.ndarray | None = None) -> ItemIndex:
-    """The view of a trained model's own vocabulary (``item_ids`` without padding) with no catalog records: what
-    offline evaluation ranks over, and what a live catalog starts from."""
+def model_items(
+    model: Recommender,
+    item_ids: Sequence[str],
+    search: np.ndarray | None = None,
+    records: Sequence[CatalogItem | None] | None = None,
+) -> ItemIndex:
+    """The view of a trained model's own vocabulary (``item_ids`` without padding): with no catalog records, what
+    offline evaluation ranks over and what a live catalog starts from; with ``records`` (one per item index, row 0
+    padding), a fixed catalog as the command line and offline assistant scripts rank over."""
     n = len(item_ids) + 1
+    if records is not None and len(records) != n:
+        raise ValueError(f"{len(records)} catalog records for {n} item indices (padding included)")
     table = np.asarray(model.item_table(), dtype=np.float32) if isinstance(model, EmbeddingModel) else None
-    return index_items(("", *item_ids), [None] * n, table=table, popularity=non_personal_ranking(model), search=search)
+    return index_items(
+        ("", *item_ids),
+        [None] * n if records is None else records,
+        table=table,
+        popularity=non_personal_ranking(model),
+        search=search,
+    )

@@ -19,6 +19,7 @@ from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.stages import (
     AllItems,
     Available,
+    Brand,
     CandidateSource,
     Category,
     Filter,
@@ -38,7 +39,7 @@ from shoprec.types import PADDING, Sequences
 
 SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
 SEARCH_PERSONAL_WEIGHT = 0.2  # the same in personalised search
-FILTERS: tuple[Filter, ...] = (Available(), Seen(), Category(), Price())
+FILTERS: tuple[Filter, ...] = (Available(), Seen(), Category(), Brand(), Price())
 ALL_ITEMS = AllItems()
 
 
@@ -124,7 +125,7 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),
-            filters=(Available(), Category(), Price()),
+            filters=(Available(), Category(), Brand(), Price()),
             explainer=SimilarReasons(),
         ),
         search=search_ranker(encode_query, feed),
@@ -133,13 +134,13 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
 
 
 def search_ranker(encode_query: Callable[[str], np.ndarray], feed: Scorer | None = None) -> Ranker:
-    """Search: text relevance over the items with text, within the query's categories and prices, blended with
+    """Search: text relevance over the items with text, within the query's categories, brands and prices, blended with
     the user's ``feed`` score when a history shapes it. Without ``feed`` it ranks anonymous queries exactly as the
     served search does, so it can be measured on a catalog with no trained model."""
     relevance = TextRelevance(encode_query)
     return Ranker(
         relevance if feed is None else Personalised(relevance, feed, SEARCH_PERSONAL_WEIGHT, rescale_base=True),
         candidates=TextMatches(),
-        filters=(Available(), Category(), Price()),
+        filters=(Available(), Category(), Brand(), Price()),
         explainer=SearchReasons(),
     )

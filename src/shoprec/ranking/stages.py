@@ -18,6 +18,9 @@ from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.types import Request, Scores
 from shoprec.types import Sequences
 
+PRICE_NOT_APPLIED = "no item here has a price, so the price bound was not applied"
+BRAND_NOT_APPLIED = "no item here has a brand, so the brand filter was not applied"
+
 # ---- roles ----------------------------------------------------------------------------------------------------
 
 
@@ -102,13 +105,32 @@ class Seen:
 
 
 class Category:
-    """Items at or under a category level (any level of the path, any case); a search's stated categories too."""
+    """Items at or under a category level (any level of the path, any case); a search's stated categories too;
+    none under a ruled-out one."""
 
     def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
         if request.category:
             allowed &= items.in_categories([request.category])
         if request.categories:
             allowed &= items.in_categories(request.categories)
+        if request.exclude_categories:
+            allowed &= ~items.in_categories(request.exclude_categories)
+        return None
+
+
+class Brand:
+    """Brands asked for and ruled out (any case). A catalog whose candidates carry no brand at all cannot apply
+    either: the list is left as it is and a note says so, as ``Price`` does for prices."""
+
+    def apply(self, request: Request, items: ItemIndex, allowed: np.ndarray) -> str | None:
+        if not (request.brands or request.exclude_brands):
+            return None
+        if not (allowed & (items.brands != "")).any():
+            return BRAND_NOT_APPLIED
+        if request.brands:
+            allowed &= items.with_brands(request.brands)
+        if request.exclude_brands:
+            allowed &= ~items.with_brands(request.exclude_brands)
         return None
 
 
@@ -123,7 +145,7 @@ class Price:
             return None
         priced = ~np.isnan(items.prices)
         if not (priced & allowed).any():
-            return "no item here has a price, so the price bound was not applied"
+            return PRICE_NOT_APPLIED
         if request.min_price is not None:
             allowed &= priced & (items.prices >= request.min_price)
         if request.max_price is not None:

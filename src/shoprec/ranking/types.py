@@ -34,6 +34,9 @@ class Request:
     exclude_seen: bool = True
     category: str | None = None
     categories: tuple[str, ...] = ()  # category names a search query stated: an item must be in one of them
+    exclude_categories: tuple[str, ...] = ()  # category names ruled out: an item in any of them is not returned
+    brands: tuple[str, ...] = ()  # brand names asked for: an item must have one of them
+    exclude_brands: tuple[str, ...] = ()
     min_price: float | None = None
     max_price: float | None = None
     query: str | None = None

@@ -14,6 +14,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from shoprec import __version__
+from shoprec.llm.backends import ChatBackend, UnavailableChat, open_backend
+from shoprec.llm.settings import LLMSettings
 from shoprec.serving.batching import MicroBatcher
 from shoprec.serving.errors import install_error_handlers
 from shoprec.serving.guard import RequestGuard
@@ -25,10 +27,23 @@ from shoprec.serving.schemas import Health, RecommendationList
 from shoprec.serving.settings import SETTINGS_ENV, ServingSettings
 
 
+@asynccontextmanager
+async def llm_backend(settings: ServingSettings) -> AsyncIterator[ChatBackend]:
+    """The assistant's backend; "unavailable" (each LLM route then answers 503 saying why) when none is set."""
+    if settings.llm_unavailable is not None:
+        yield UnavailableChat(settings.llm_unavailable)
+        return
+    async with open_backend(settings.llm) as backend:
+        yield backend
+
+
 def app_from_environment() -> FastAPI:
     """The app of one worker process of ``shoprec serve --workers N``: its settings come from $SHOPREC_SERVING_SETTINGS
-    (uvicorn starts workers from an import string, so they cannot be handed an object)."""
-    return create_app(ServingSettings.model_validate_json(os.environ[SETTINGS_ENV]))
+    (uvicorn starts workers from an import string, so they cannot be handed an object). The LLM's API key is not
+    in that JSON (secrets are dumped masked): it is read from $SHOPREC_LLM_API_KEY again."""
+    settings = ServingSettings.model_validate_json(os.environ[SETTINGS_ENV])
+    llm = LLMSettings.from_environment(**settings.llm.model_dump(exclude={"api_key"}))
+    return create_app(settings.model_copy(update={"llm": llm}))
 
 
 def reload_model(app: FastAPI, model_dir: Path | None = None) -> Health:
@@ -45,11 +60,16 @@ def create_app(settings: ServingSettings) -> FastAPI:
     runtime = Runtime(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start()
+        feeds = MicroBatcher[FeedRequest, RecommendationList](lambda batch: runtime.pipeline.recommend_many(batch))
+        app.state.feeds = feeds
         try:
-            yield
+            async with llm_backend(settings) as llm:
+                runtime.llm = llm
+                yield
         finally:
+            feeds.close()
             runtime.stop()
 
     app = FastAPI(
@@ -59,9 +79,6 @@ def create_app(settings: ServingSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.feeds = MicroBatcher[FeedRequest, RecommendationList](
-        lambda batch: runtime.pipeline.recommend_many(batch)
-    )
     app.add_middleware(
         RequestGuard,
         api_key=settings.api_key,

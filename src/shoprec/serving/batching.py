@@ -3,13 +3,21 @@
 A feed request is dominated by fixed per-call costs (a model forward over one short history is mostly Python and
 operator dispatch), so under load it pays to run several users through one call. No timer and no wait: a batch
 starts on the next turn of the event loop with every request parsed by then, and whatever arrives while it runs
-(in a worker thread, off the loop) forms the next batch. An idle server therefore answers a lone request at once,
-and a busy one batches exactly what queued up while it was busy.
+forms the next batch. An idle server therefore answers a lone request at once, and a busy one batches exactly what
+queued up while it was busy.
+
+A batch runs in a worker thread, and the event loop first waits for it for at most ``lend_s`` (2 ms). Why wait:
+torch and NumPy release the GIL around every operation, so a batch running beside a busy event loop hands the GIL
+back and forth hundreds of times per batch; on one worker that cost a quarter of the feed's throughput (602 -> 530
+req/s, docs/results/serving/2026-11-30-*). While the loop waits it holds no GIL, so a usual batch (1-3 ms) runs as
+if alone. A slow batch (a blocked store read, a big model) stalls the loop for ``lend_s`` at most, then finishes in
+the background while the loop serves everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -20,18 +28,25 @@ Result = TypeVar("Result")
 logger = logging.getLogger(__name__)
 
 
+LEND_S = 0.002  # how long the event loop waits for a batch before it goes back to other requests
+
+
 class MicroBatcher(Generic[Request, Result]):
     """``await submit(request)`` returns ``run([... request ...])``'s answer for it; ``run`` must return one
-    result per request, in order. ``run`` blocks (store reads, a model forward), so it runs in a worker thread,
-    one batch at a time: the event loop keeps accepting requests meanwhile, and those that arrive while a batch
-    runs form the next one. When a batch fails, each request is retried alone, so one bad request fails alone.
+    result per request, in order. ``run`` blocks (store reads, a model forward), so it runs in one worker thread,
+    one batch at a time; the loop waits up to ``lend_s`` for it (see the module's docstring), then keeps accepting
+    requests, and those that arrive while a batch runs form the next one. When a batch fails, each request is
+    retried alone, so one bad request fails alone.
     """
 
-    def __init__(self, run: Callable[[Sequence[Request]], Sequence[Result]]) -> None:
+    def __init__(self, run: Callable[[Sequence[Request]], Sequence[Result]], lend_s: float = LEND_S) -> None:
         self._run = run
+        self._lend_s = lend_s
+        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
         self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.sizes: dict[int, int] = {}  # batch size -> batches run: what batching achieved, for tests and tuning
+        self.lent: dict[bool, int] = {}  # batches answered within the lend (True) or after the loop moved on
 
     async def submit(self, request: Request) -> Result:
         loop = asyncio.get_running_loop()
@@ -48,7 +63,13 @@ class MicroBatcher(Generic[Request, Result]):
         while self._pending:
             batch, self._pending = self._pending, []
             self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
-            outcomes = await asyncio.to_thread(self._answer, [request for request, _ in batch])
+            running = self._worker.submit(self._answer, [request for request, _ in batch])
+            try:
+                outcomes = running.result(timeout=self._lend_s)  # blocks the loop, holding no GIL, for lend_s at most
+                self.lent[True] = self.lent.get(True, 0) + 1
+            except concurrent.futures.TimeoutError:
+                outcomes = await asyncio.wrap_future(running)
+                self.lent[False] = self.lent.get(False, 0) + 1
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # a client that went away cancelled its future
                     continue
@@ -56,6 +77,10 @@ class MicroBatcher(Generic[Request, Result]):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+    def close(self) -> None:
+        """Let a running batch finish; no new one starts."""
+        self._worker.shutdown(wait=True)
 
     def _answer(self, requests: list[Request]) -> list[Result | Exception]:
         """In the worker thread: the batch's results, or each request's own result or error when the batch fails."""

@@ -91,7 +91,10 @@ class Pipeline:
     def recommend_many(self, requests: Sequence[FeedRequest]) -> list[RecommendationList]:
         """Home feeds for requests that arrived together, from one catalog snapshot and ONE model forward."""
         items = self.catalog.snapshot()
-        asked = [Request(self._history(items, r.user_id), r.k, r.exclude_seen, category=r.category) for r in requests]
+        stored = self.store.histories([r.user_id for r in requests])
+        asked = [
+            Request(_indices(items, stored[r.user_id]), r.k, r.exclude_seen, category=r.category) for r in requests
+        ]
         return [
             RecommendationList(
                 user_id=request.raw_user_id,
@@ -182,11 +185,13 @@ class Pipeline:
         return ItemsAccepted(stored=len({record.item_id for record in records}), new=new)
 
     def _history(self, items: ItemIndex, user_id: str | None) -> np.ndarray:
-        """The user's whole stored history as item indices, oldest first; items the catalog lacks are dropped."""
-        if user_id is None:
-            return np.zeros(0, dtype=np.int64)
-        stored = self.store.recent_items(user_id, None)
-        return np.array([i for item in stored if (i := items.positions.get(item)) is not None], dtype=np.int64)
+        """The user's whole stored history as item indices, oldest first (none without a user)."""
+        return _indices(items, [] if user_id is None else self.store.histories([user_id])[user_id])
+
+
+def _indices(items: ItemIndex, stored: Sequence[str]) -> np.ndarray:
+    """Stored item ids as the catalog's item indices, in order; items the catalog lacks are dropped."""
+    return np.array([i for item in stored if (i := items.positions.get(item)) is not None], dtype=np.int64)
 
 
 def serve_single_threaded() -> None:

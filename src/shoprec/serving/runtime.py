@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shoprec.llm.backends import ChatBackend, UnavailableChat
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.metrics import Metrics
 from shoprec.serving.pipeline import Pipeline
@@ -26,6 +27,7 @@ class Runtime:
     store: Store
     pipeline: Pipeline
     pseudonymize: Callable[[str], str]
+    llm: ChatBackend  # set in the lifespan: an async client belongs to the event loop that serves
 
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
@@ -77,6 +79,7 @@ class Runtime:
             items=pipeline.n_items(),
             events=self.store.count_events(),
             store=self.store.describe(),
+            llm=llm_status(getattr(self, "llm", None)),
         )
 
 
@@ -88,3 +91,11 @@ def _freeze_long_lived_objects() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def llm_status(llm: ChatBackend | None) -> str:
+    if llm is None:
+        return "unavailable: starting"
+    if isinstance(llm, UnavailableChat):
+        return f"unavailable: {llm.reason}"
+    return llm.model

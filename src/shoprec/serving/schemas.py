@@ -174,6 +174,7 @@ class Health(BaseModel):
     items: int
     events: int
     store: str  # backend and location, password masked
+    llm: str  # the assistant's model, or "unavailable: <why>"
 
 
 # ---- request envelopes ----------------------------------------------------------------------------------------

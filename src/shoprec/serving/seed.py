@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from shoprec.data.dataset import Dataset
-from shoprec.storage.store import CatalogItem, Store, StoredEvent
+from shoprec.ranking.items import catalog_record
+from shoprec.storage.store import Store, StoredEvent
 from shoprec.types import EventType
 
 EVENT_BATCH = 10_000  # events per transaction: bounded memory per insert, few commits
@@ -38,28 +37,6 @@ def seed_store(store: Store, dataset: Dataset) -> tuple[int, int]:
                 for row in range(start, stop)
             ]
         )
-    items = catalog_items(dataset)
-    store.upsert_items(items)
-    return len(items), n_events
-
-
-def catalog_items(dataset: Dataset) -> list[CatalogItem]:
-    """The dataset's catalog as store items, in item-index order (item i + 1 first)."""
     records = dataset.catalog.to_dict("records")  # row i is item index i + 1
-    return [_item(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)]
-
-
-def _item(item_id: str, record: dict[object, object]) -> CatalogItem:
-    """A catalog row as a store item; missing values (None or NaN) become None, a list of tags a tuple."""
-    text = {field: value if isinstance(value, str) and value else None for field, value in record.items()}
-    price = record["price"]
-    tags = record["tags"]
-    return CatalogItem(
-        item_id=item_id,
-        title=text["title"],
-        description=text["description"],
-        category=text["category"],
-        brand=text["brand"],
-        price=float(price) if isinstance(price, (int, float)) and not math.isnan(price) else None,
-        tags=tuple(str(tag) for tag in tags) if isinstance(tags, (list, tuple, np.ndarray)) else (),
-    )
+    store.upsert_items([catalog_record(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)])
+    return len(records), n_events

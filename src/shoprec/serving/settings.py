@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shoprec.llm.settings import LLMSettings
+
 DATABASE_URL_ENV = "SHOPREC_DATABASE_URL"
 API_KEY_ENV = "SHOPREC_API_KEY"
 MODEL_DIR_ENV = "SHOPREC_MODEL_DIR"
@@ -33,6 +35,10 @@ class ServingSettings(BaseModel):
     search_encoder: Literal["e5", "minilm", "hashing"] = "e5"
     cache_dir: Path = Path("runs/cache")
     workers: int = Field(default=1, ge=1)  # server processes sharing the port and the store (uvicorn workers)
+    # The LLM the assistant routes talk to: an OpenAI-compatible server (`shoprec serve` starts the local one as a
+    # sidecar and points here), or none, with ``llm_unavailable`` saying why; feeds and search never wait on it.
+    llm: LLMSettings = Field(default_factory=lambda: LLMSettings(backend="none"))
+    llm_unavailable: str | None = None
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> ServingSettings:

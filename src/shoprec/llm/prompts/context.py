@@ -114,13 +114,17 @@ class RewriteContext:
 
 @dataclass(frozen=True)
 class ChatContext:
-    """One assistant turn: the shopper's message, the constraints of the turn before, the items retrieved for it."""
+    """One assistant turn: the shopper's message, the constraints the ranking applied for it (the conversation's so
+    far), the items it retrieved, and what the ranking could not apply (``notes``). The answer picks up to
+    ``k`` items."""
 
     TEMPLATE: ClassVar[str] = "chat"
     message: str
     language: Language
-    previous: Intent | None
+    intent: Intent
     items: tuple[RankedFacts, ...]
+    k: int = 3
+    notes: tuple[str, ...] = ()
 
     def allowed(self) -> tuple[str, ...]:
         return tuple(ranked.item.item_id for ranked in self.items)

@@ -1,0 +1,312 @@
+"""The shopping assistant's chat turn: understand the message (or refine the previous turn's intent for a
+follow-up), retrieve and rank through the search ranker within the intent's constraints (blended with the user's
+feed), then let the model phrase an answer that may name only the retrieved items (``answer.py`` checks it).
+
+Everything a call reads comes in as arguments (serving and the command line pass them): the chat backend, the
+prompts, one catalog snapshot with its rankers (``Shop``) and the user's history. Without a backend every call
+raises ``LLMUnavailable``; when the model times out or writes no usable answer, the turn still shows the ranked
+items with the ranking's reasons and says that the assistant's wording is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import pydantic_core
+
+from shoprec.llm.answer import AnswerWriter, Counts, Retrieved, Shown, answer_schema, language_of
+from shoprec.llm.backends import ChatBackend, ChatOptions, Message, UnavailableChat
+from shoprec.llm.errors import LLMBadOutput, LLMTimeout, LLMUnavailable
+from shoprec.llm.grounding import ClaimChecker, item_evidence, words
+from shoprec.llm.intent import Intent, Language, parse, refine
+from shoprec.llm.prices import parse_prices
+from shoprec.llm.prompts import Prompts, Rendered
+from shoprec.llm.prompts.build import catalog_item_facts, reason_facts
+from shoprec.llm.prompts.context import ChatContext, HistoryWindow, ItemFacts, RankedFacts
+from shoprec.llm.terms import CatalogTerms
+from shoprec.llm.understand import INTENT_OPTIONS, understand
+from shoprec.llm.wording import reason_line
+from shoprec.ranking.items import ItemIndex
+from shoprec.ranking.recommend import Rankers
+from shoprec.ranking.types import Ranked, Request
+
+
+@dataclass(frozen=True)
+class Shop:
+    """One consistent catalog snapshot, the rankers that rank over it and the catalog's names for query rules."""
+
+    items: ItemIndex
+    rankers: Rankers
+    terms: CatalogTerms
+
+    @classmethod
+    def of(cls, items: ItemIndex, rankers: Rankers) -> Shop:
+        return cls(items, rankers, CatalogTerms.of_items(items))
+
+    def facts(self, index: int) -> ItemFacts:
+        """Item ``index``'s catalog fields as a prompt shows them (only its id when the catalog has no record)."""
+        record = self.items.items[index]
+        return catalog_item_facts(record) if record is not None else ItemFacts(self.items.ids[index])
+
+
+@dataclass(frozen=True)
+class History:
+    """The user's history, oldest first: item indices, with timestamps (unix seconds) and event types where the
+    data has them."""
+
+    items: np.ndarray  # (L,) int64
+    timestamps: np.ndarray | None = None  # (L,) float64
+    events: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name, values in (("timestamps", self.timestamps), ("events", self.events)):
+            if values is not None and len(values) != len(self.items):
+                raise ValueError(f"{len(values)} {name} for a history of {len(self.items)} items")
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls(np.zeros(0, dtype=np.int64))
+
+
+ANSWER_OPTIONS = ChatOptions(max_tokens=256, temperature=0.0, seed=0)  # the time budget is the backend's
+WINDOW = HistoryWindow()
+
+
+@dataclass(frozen=True)
+class AssistantOptions:
+    retrieve: int = 8  # items the ranking retrieves for a chat turn (all listed in the prompt)
+    show: int = 3  # items a chat turn shows
+    candidates: int = 10  # similar items the ranking proposes to the model
+    similar: int = 5  # similar items shown
+    intent: ChatOptions = INTENT_OPTIONS
+    answer: ChatOptions = ANSWER_OPTIONS
+    window: HistoryWindow = WINDOW  # the history the similar prompt shows
+
+
+DEFAULT_OPTIONS = AssistantOptions()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One answered message. ``query`` is the text the search ranker matched; ``retrieved`` the ids it returned
+    (the only ones the answer may name); ``fallback`` says why the model's wording is missing, when it is."""
+
+    message: str
+    intent: Intent
+    query: str
+    items: tuple[Shown, ...]
+    retrieved: tuple[str, ...]
+    answer: str
+    language: Language
+    template: str
+    version: int
+    counts: Counts
+    latency_s: float
+    first_token_s: float | None  # until the first text piece was ready
+    model_language: Language | None  # of the model's own intro, as written (None: it wrote none)
+    fallback: str | None = None
+    notes: tuple[str, ...] = ()  # what the ranking could not apply, as it said it
+
+    @property
+    def answer_language(self) -> Language | None:
+        """The language of the answer's own words, the items' titles and reasons' names set aside."""
+        return language_of(self.answer, words(" ".join(f"{s.title or ''} {s.reason}" for s in self.items)))
+
+
+def require(llm: ChatBackend) -> None:
+    """Refuse at once without a backend, before any ranking work."""
+    if isinstance(llm, UnavailableChat):
+        raise LLMUnavailable(llm.reason)
+
+
+def messages_of(rendered: Rendered) -> list[Message]:
+    return [Message(role=m["role"], content=m["content"]) for m in rendered.messages]
+
+
+async def chat_turn(
+    message: str,
+    previous: Turn | None,
+    shop: Shop,
+    history: History,
+    llm: ChatBackend,
+    prompts: Prompts,
+    options: AssistantOptions = DEFAULT_OPTIONS,
+) -> Turn:
+    """One turn, whole (``chat_stream`` without the pieces)."""
+    async for piece in chat_stream(message, previous, shop, history, llm, prompts, options):
+        if isinstance(piece, Turn):
+            return piece
+    raise AssertionError("chat_stream ends with its turn")
+
+
+async def chat_stream(
+    message: str,
+    previous: Turn | None,
+    shop: Shop,
+    history: History,
+    llm: ChatBackend,
+    prompts: Prompts,
+    options: AssistantOptions = DEFAULT_OPTIONS,
+) -> AsyncIterator[str | Turn]:
+    """Text pieces of the answer as each passes the checks (for server-sent events), then the ``Turn``.
+
+    ``previous``: the turn before in this conversation, whose intent a follow-up refines ("cheaper", "换个牌子").
+    """
+    started = time.perf_counter()
+    require(llm)
+    if not message.strip():
+        raise ValueError("the message is empty")
+    intent, query = await _intent(message, previous, shop, llm, prompts, options)
+    retrieval = await asyncio.to_thread(retrieve, intent, query, shop, history, options)
+    retrieved, notes = retrieval.items, retrieval.notes
+    context = ChatContext(
+        message=message,
+        language=intent.language,
+        intent=intent,
+        items=tuple(RankedFacts(r.facts, reason_facts(r.reasons, shop.items.title)) for r in retrieved),
+        k=options.show,
+        notes=notes,
+    )
+    rendered = prompts.render(context)
+    writer = answer_writer(message, retrieval, shop, history, options)
+    first_token_s: float | None = None
+    fallback: str | None = None
+    if retrieved:  # nothing to phrase otherwise: the writer says that nothing matched
+        try:
+            async for piece in _answer(writer, rendered, llm, options.answer):
+                first_token_s = first_token_s or time.perf_counter() - started
+                yield piece
+        except (LLMTimeout, LLMBadOutput) as error:
+            fallback = f"{type(error).__name__}: {error}"
+    for piece in writer.finish(fallback is not None):
+        first_token_s = first_token_s or time.perf_counter() - started
+        yield piece
+    yield Turn(
+        message=message,
+        intent=intent,
+        query=query,
+        items=tuple(writer.shown),
+        retrieved=tuple(r.facts.item_id for r in retrieved),
+        answer=writer.answer,
+        language=intent.language,
+        template=rendered.name,
+        version=rendered.version,
+        counts=writer.counts,
+        latency_s=time.perf_counter() - started,
+        first_token_s=first_token_s,
+        model_language=writer.model_language,
+        fallback=fallback,
+        notes=notes,
+    )
+
+
+async def _answer(
+    writer: AnswerWriter, rendered: Rendered, llm: ChatBackend, options: ChatOptions
+) -> AsyncIterator[str]:
+    """The model's answer streamed under the answer schema; each delta re-reads the partial object."""
+    schema = answer_schema(rendered.allowed, writer.k, writer.language)
+    text = ""
+    async with llm.stream(messages_of(rendered), options, schema) as stream:
+        async for delta in stream:
+            text += delta
+            try:
+                value = pydantic_core.from_json(text, allow_partial=True)
+            except ValueError:  # nothing parseable yet (only whitespace so far)
+                continue
+            for piece in writer.feed(value):
+                yield piece
+    # an answer cut off by max_tokens has shown its complete parts already; ``finish`` adds the rest
+
+
+async def _intent(
+    message: str, previous: Turn | None, shop: Shop, llm: ChatBackend, prompts: Prompts, options: AssistantOptions
+) -> tuple[Intent, str]:
+    """The turn's intent and search text. A first message is understood (rules and model); a follow-up refines
+    the previous intent by rules and keeps the previous search text unless it names another product type."""
+    if previous is None:
+        understood = await understand(message, shop.terms, llm, prompts, options.intent)
+        return understood.intent, parse_prices(message).text
+    indices = [shop.items.positions[s.item_id] for s in previous.items if s.item_id in shop.items.positions]
+    brands = [brand for i in indices if (record := shop.items.items[i]) is not None and (brand := record.brand)]
+    prices = [price for i in indices if (price := shop.items.price(i)) is not None]
+    intent = refine(previous.intent, message, shop.terms, brands, prices)
+    names_another = parse(message, shop.terms).category is not None
+    return intent, parse_prices(message).text if names_another else previous.query
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What the ranking retrieved for a turn's intent, best first (or in the price order the intent asks for)."""
+
+    intent: Intent
+    query: str
+    items: tuple[Retrieved, ...]
+    notes: tuple[str, ...]  # what the ranking could not apply
+
+
+def retrieve(intent: Intent, query: str, shop: Shop, history: History, options: AssistantOptions) -> Retrieval:
+    """The search ranker within the intent's constraints, blended with the user's feed (blocking: CPU work)."""
+    ranked = shop.rankers.search.rank([_request(intent, query, history, shop, options.retrieve)], shop.items)[0]
+    return Retrieval(intent, query, tuple(_retrieved(shop, ranked, intent)), ranked.notes)
+
+
+def answer_writer(
+    message: str, retrieval: Retrieval, shop: Shop, history: History, options: AssistantOptions
+) -> AnswerWriter:
+    """The writer that checks a turn's answer. Product terms are those of the retrieved items, the user's recent
+    history (a borrowed ingredient is the failure to catch), the message and the catalog's names."""
+    recent = history.items[-options.window.count :].tolist()
+    checker = ClaimChecker.of(
+        [*(_texts(r.facts) for r in retrieval.items), *(shop.items.title(int(i)) for i in recent), message],
+        [*shop.terms.brands, *shop.terms.categories],
+    )
+    return AnswerWriter(retrieval.intent, retrieval.items, checker, options.show, retrieval.notes)
+
+
+def _request(intent: Intent, query: str, history: History, shop: Shop, k: int) -> Request:
+    """The search request: the intent's catalog names become filters; a wanted name the catalog does not have (a
+    model's own wording) only adds to the text to match, and ruling out a name it does not have rules out nothing."""
+    categories = {name.lower() for name in shop.terms.categories}
+    brands = {name.lower() for name in shop.terms.brands}
+    category = intent.category if intent.category and intent.category.lower() in categories else None
+    brand = intent.brand if intent.brand and intent.brand.lower() in brands else None
+    words = [query, *(name for name in (intent.category, intent.brand) if name and name not in (category, brand))]
+    return Request(
+        history=history.items,
+        k=k,
+        exclude_seen=False,
+        categories=(category,) if category else (),
+        exclude_categories=tuple(name for name in intent.exclude_categories if name.lower() in categories),
+        brands=(brand,) if brand else (),
+        exclude_brands=tuple(name for name in intent.exclude_brands if name.lower() in brands),
+        min_price=intent.min_price,
+        max_price=intent.max_price,
+        query=" ".join(w for w in words if w.strip()).strip() or None,
+    )
+
+
+def _retrieved(shop: Shop, ranked: Ranked, intent: Intent) -> list[Retrieved]:
+    """The ranked items with their facts and reasons; in price order when the intent asks for one (unknown prices
+    last)."""
+    out = [
+        Retrieved(
+            index=index,
+            facts=(facts := shop.facts(index)),
+            reasons=reasons,
+            reason=reason_line(shop.items, index, reasons, intent, intent.language),
+            evidence=item_evidence(facts),
+        )
+        for index, reasons in zip(ranked.items.tolist(), ranked.reasons, strict=True)
+    ]
+    if intent.sort is not None:
+        sign = 1.0 if intent.sort == "price_asc" else -1.0
+        out.sort(key=lambda r: (r.facts.price is None, sign * (r.facts.price or 0.0)))
+    return out
+
+
+def _texts(facts: ItemFacts) -> str:
+    return " ".join(text for text in (facts.title, facts.category, facts.brand, facts.description) if text)
