@@ -2,15 +2,16 @@
 and with ``--llm`` the LLM alone and rules + LLM merged (``llm.understand``), per language.
 
     .venv/bin/python scripts/eval_intent.py SET.jsonl [--mistakes N]      # rules on the whole set
+    .venv/bin/python scripts/build_intent_set.py runs/intent 0             # dev.jsonl, test.jsonl
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python scripts/eval_intent.py runs/intent/test.jsonl \\
-        --llm qwen2.5-coder-1.5b qwen2.5-coder-0.5b --per-language 100 --seed 0 --out docs/results/llm/intent.json
+        --llm qwen2.5-coder-1.5b --per-language 50 --seed 0 --out docs/results/llm/intent_qwen2.5-coder-1.5b.json
 
-A local model reads about one query in 7-12 s on one shared core, so ``--llm`` scores a fixed subset:
-``--per-language`` rows of each language drawn with ``--seed`` (the rules are scored on the same rows). Each query
-gets the intent prompt and decoding of ``understand`` (greedy, 160 tokens) but a lifted time budget, so the figures
-measure what the model reads, not whether it beat the serving budget; each reading's latency is recorded, and the
-share that would have missed the serving budget is reported. A reading that fails (bad JSON, out of schema) counts
-as the empty intent for "LLM alone" and leaves the rules' reading in "merged", as in serving.
+A local model reads one query in 10-40 s on one shared core (about 100 JSON tokens), so ``--llm`` scores a fixed
+subset: ``--per-language`` rows of each language drawn with ``--seed`` (the rules are scored on the same rows). Each
+query gets the intent prompt and decoding of ``understand`` (greedy, 160 tokens) but a lifted time budget, so the
+figures measure what the model reads, not whether it beat the serving budget; each reading's latency is recorded,
+and the share that would have missed the serving budget is reported. A reading that fails (bad JSON, out of schema)
+counts as the empty intent for "LLM alone" and leaves the rules' reading in "merged", as in serving.
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def main() -> None:
     }
     for model in args.llm:
         began = time.perf_counter()
-        understood = asyncio.run(read_all(model, rows, terms))
+        journal = args.out.with_name(f"{args.out.stem}.partial.jsonl") if args.out else None
+        understood = asyncio.run(read_all(model, rows, terms, journal))
         record["models"][model] = model_record(rows, understood, time.perf_counter() - began)
+        if journal:
+            journal.unlink()
         if args.out:  # written after each model: a later one failing keeps the earlier figures
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -97,24 +101,70 @@ def rules_alone(path: Path, rows: list[Labelled], terms: dict[str, CatalogTerms]
             print(f"{row.query!r} [{row.template}] {slots}")
 
 
-async def read_all(model: str, rows: list[Labelled], terms: dict[str, CatalogTerms]) -> list[tuple[Understood, float]]:
+async def read_all(
+    model: str, rows: list[Labelled], terms: dict[str, CatalogTerms], journal: Path | None
+) -> list[tuple[Understood, float]]:
     """Every row through ``understand`` on one local server, one query at a time (one slot, one thread). Rows go
-    source by source, so the server reuses the cached prompt prefix (schema and that catalog's names)."""
+    source by source, so the server reuses the cached prompt prefix (schema and that catalog's names). Each reading
+    is appended to ``journal`` as it comes, and a rerun takes the ones it holds instead of asking again: an hour's
+    run on shared machines should not be lost to one interruption (the wall time then counts only this run)."""
     settings = LLMSettings(model=model, max_concurrency=1, read_timeout_s=600.0, time_budget_s=600.0)
     prompts = Prompts()
-    order = sorted(range(len(rows)), key=lambda i: rows[i].source)
-    out: dict[int, tuple[Understood, float]] = {}
-    with LocalServer.from_settings(settings) as server:
-        async with OpenAIChat(settings, server.base_url) as chat:
-            for done, i in enumerate(order, start=1):
-                began = time.perf_counter()
-                out[i] = (
-                    await understand(rows[i].query, terms[rows[i].source], chat, prompts, PATIENT),
-                    time.perf_counter() - began,
-                )
-                if done % 20 == 0:
-                    print(f"{model}: {done}/{len(rows)}", file=sys.stderr, flush=True)
+    out = _journalled(journal, model, rows)
+    order = sorted((i for i in range(len(rows)) if i not in out), key=lambda i: rows[i].source)
+    if order:
+        with LocalServer.from_settings(settings) as server:
+            async with OpenAIChat(settings, server.base_url) as chat:
+                for i in order:
+                    began = time.perf_counter()
+                    out[i] = (
+                        await understand(rows[i].query, terms[rows[i].source], chat, prompts, PATIENT),
+                        time.perf_counter() - began,
+                    )
+                    if journal:
+                        with journal.open("a", encoding="utf-8") as handle:
+                            handle.write(json.dumps(_entry(model, rows[i], *out[i]), ensure_ascii=False) + "\n")
+                    if len(out) % 20 == 0:
+                        print(f"{model}: {len(out)}/{len(rows)}", file=sys.stderr, flush=True)
     return [out[i] for i in range(len(rows))]
+
+
+def _entry(model: str, row: Labelled, understood: Understood, seconds: float) -> dict[str, Any]:
+    return {
+        "model": model,
+        "query": row.query,
+        "source": row.source,
+        "rules": understood.rules.model_dump(),
+        "llm": None if understood.llm is None else understood.llm.model_dump(),
+        "merged": understood.intent.model_dump(),
+        "template": understood.template,
+        "version": understood.version,
+        "llm_error": understood.llm_error,
+        "latency_s": seconds,
+    }
+
+
+def _journalled(journal: Path | None, model: str, rows: list[Labelled]) -> dict[int, tuple[Understood, float]]:
+    """The readings of ``model`` a previous run of the same rows left in ``journal``, by row position."""
+    if journal is None or not journal.is_file():
+        return {}
+    position = {(row.query, row.source): i for i, row in enumerate(rows)}
+    out = {}
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        i = position.get((entry["query"], entry["source"]))
+        if entry["model"] == model and i is not None:
+            llm = None if entry["llm"] is None else Intent(**entry["llm"])
+            understood = Understood(
+                Intent(**entry["merged"]),
+                Intent(**entry["rules"]),
+                llm,
+                entry["template"],
+                entry["version"],
+                entry["llm_error"],
+            )
+            out[i] = (understood, float(entry["latency_s"]))
+    return out
 
 
 def model_record(rows: list[Labelled], understood: list[tuple[Understood, float]], wall_s: float) -> dict[str, Any]:

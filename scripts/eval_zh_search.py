@@ -46,11 +46,10 @@ from shoprec.llm.rewrite import BUDGET_S, REWRITE_OPTIONS, RewriteCache, Rewritt
 from shoprec.llm.search_set import INTENTS, Judge, SearchQuery, build_search_set
 from shoprec.llm.settings import LLMSettings
 from shoprec.privacy.pseudonym import Pseudonymizer
-from shoprec.ranking.items import ItemIndex, index_items
+from shoprec.ranking.items import ItemIndex, catalog_records, index_items
 from shoprec.ranking.recommend import Ranker, search_ranker
 from shoprec.serving.catalog import item_fields, shared_encoder
 from shoprec.serving.query import search_request
-from shoprec.serving.seed import catalog_items
 
 REPO = Path(__file__).resolve().parents[1]
 K = 10
@@ -146,14 +145,14 @@ async def select_and_test(
 def searcher(data: Path, cache_dir: Path) -> tuple[ItemIndex, Callable[[str], np.ndarray]]:
     """The catalog's search view and a function from query text to the ranked item indices (best first)."""
     dataset, _ = read_benchmark(data, Pseudonymizer(os.urandom(32)))  # users are not read: any key will do
-    records = catalog_items(dataset)
+    records = catalog_records(dataset, dataset.items.ids)  # as serving seeds its store; [0] is padding
     config = EncoderConfig(name="e5")
-    texts = [item_text(item_fields(item), config.max_chars) for item in records]
+    texts = [item_text(item_fields(item), config.max_chars) if item else "" for item in records[1:]]
     vectors = CachedEncoder(shared_encoder(config), cache_dir / "encoders").encode(texts, "passage")
-    ids = ("", *(item.item_id for item in records))
+    ids = ("", *dataset.items.ids)
     items = index_items(
         ids,
-        [None, *records],
+        records,
         table=None,
         popularity=np.zeros(len(ids), dtype=np.float32),
         search=np.vstack([np.zeros((1, vectors.shape[1]), dtype=np.float32), vectors]),

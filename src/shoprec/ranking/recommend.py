@@ -134,7 +134,7 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
 
 
 def search_ranker(encode_query: Callable[[str], np.ndarray], feed: Scorer | None = None) -> Ranker:
-    """Search: text relevance over the items with text, within the query's categories and prices, blended with
+    """Search: text relevance over the items with text, within the query's categories, brands and prices, blended with
     the user's ``feed`` score when a history shapes it. Without ``feed`` it ranks anonymous queries exactly as the
     served search does, so it can be measured on a catalog with no trained model."""
     relevance = TextRelevance(encode_query)

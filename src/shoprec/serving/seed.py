@@ -6,7 +6,7 @@ import numpy as np
 
 from shoprec.data.dataset import Dataset
 from shoprec.ranking.items import catalog_record
-from shoprec.storage.store import CatalogItem, Store, StoredEvent
+from shoprec.storage.store import Store, StoredEvent
 from shoprec.types import EventType
 
 EVENT_BATCH = 10_000  # events per transaction: bounded memory per insert, few commits
@@ -37,12 +37,6 @@ def seed_store(store: Store, dataset: Dataset) -> tuple[int, int]:
                 for row in range(start, stop)
             ]
         )
-    items = catalog_items(dataset)
-    store.upsert_items(items)
-    return len(items), n_events
-
-
-def catalog_items(dataset: Dataset) -> list[CatalogItem]:
-    """The dataset's catalog as store items, in item-index order (item i + 1 first)."""
     records = dataset.catalog.to_dict("records")  # row i is item index i + 1
-    return [catalog_record(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)]
+    store.upsert_items([catalog_record(dataset.items.id_of(i), record) for i, record in enumerate(records, start=1)])
+    return len(records), n_events
