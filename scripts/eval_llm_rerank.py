@@ -141,15 +141,17 @@ def metrics(lists: list[np.ndarray], targets: EvalSet) -> dict[str, np.ndarray]:
     return {metric: per_user[metric] for metric in METRICS}
 
 
-def ask_all(stage: LLMReRanker, items: ItemIndex, users: Sample) -> tuple[list[Letters], float]:
-    answers = []
-    started = time.perf_counter()
+def ask_all(stage: LLMReRanker, items: ItemIndex, users: Sample) -> tuple[list[Letters], np.ndarray]:
+    """The model's answers for every sampled user, and the seconds each user took (the prompts of one user wait
+    for each other: the server answers one at a time)."""
+    answers, seconds = [], []
     for i, (request, head) in enumerate(zip(users.requests, users.heads, strict=True), start=1):
+        started = time.perf_counter()
         answers.append(stage.letters(request, items, head))
+        seconds.append(time.perf_counter() - started)
         if i % 10 == 0 or i == len(users.requests):
-            spent = time.perf_counter() - started
-            print(f"{users.name}: {i}/{len(users.requests)} users, {spent / i:.1f} s each", file=sys.stderr, flush=True)
-    return answers, time.perf_counter() - started
+            print(f"{users.name}: {i}/{len(users.requests)} users, {np.mean(seconds):.1f} s each", file=sys.stderr)
+    return answers, np.array(seconds)
 
 
 def reordered(config: LLMRerankConfig, ask: LoopAsk, users: Sample, answers: list[Letters]) -> list[np.ndarray]:
@@ -172,16 +174,17 @@ def paired_bootstrap(delta: np.ndarray, seed: int) -> tuple[float, float]:
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def cost(answers: list[Letters], seconds: float) -> dict[str, float]:
+def cost(answers: list[Letters], seconds: np.ndarray) -> dict[str, float]:
+    """Per user: prompt tokens (cached prefix included) and wall seconds; the first user also waited for the
+    content-free prompt when calibrating, so the median is the steadier figure."""
     tokens = np.array([letters.prompt_tokens for letters in answers])
-    per_user = np.array([letters.seconds for letters in answers])
     return {
         "users": len(answers),
         "prompt_tokens_mean": float(tokens.mean()),
-        "seconds_mean": float(per_user.mean()),
-        "seconds_median": float(np.median(per_user)),
-        "seconds_p90": float(np.quantile(per_user, 0.9)),
-        "wall_seconds": round(seconds, 1),
+        "seconds_mean": float(seconds.mean()),
+        "seconds_median": float(np.median(seconds)),
+        "seconds_p90": float(np.quantile(seconds, 0.9)),
+        "seconds_total": round(float(seconds.sum()), 1),
     }
 
 
@@ -225,7 +228,7 @@ def _variant_name(config: LLMRerankConfig) -> str:
 
 def test(
     chosen: LLMRerankConfig, ask: LoopAsk, items: ItemIndex, users: Sample, seed: int
-) -> tuple[dict[str, Any], list[Letters], float]:
+) -> tuple[dict[str, Any], list[Letters], np.ndarray]:
     answers, seconds = ask_all(LLMReRanker(ask, chosen), items, users)
     base = metrics(users.heads, users.targets)
     fused = metrics(reordered(chosen, ask, users, answers), users.targets)
@@ -246,7 +249,7 @@ def test(
     return report, answers, seconds
 
 
-def raw(users: Sample, answers: list[Letters]) -> list[dict[str, Any]]:
+def raw(users: Sample, answers: list[Letters], seconds: np.ndarray) -> list[dict[str, Any]]:
     """Per user: split row, base top N, target, and the letter log-probabilities as answered."""
     return [
         {
@@ -256,10 +259,30 @@ def raw(users: Sample, answers: list[Letters]) -> list[dict[str, Any]]:
             "forward": np.round(letters.forward.values, 4).tolist(),
             "reverse": None if letters.reverse is None else np.round(letters.reverse.values, 4).tolist(),
             "prompt_tokens": letters.prompt_tokens,
-            "seconds": round(letters.seconds, 2),
+            "seconds": round(float(spent), 2),
         }
-        for i, (row, head, letters) in enumerate(zip(users.rows, users.heads, answers, strict=True))
+        for i, (row, head, letters, spent) in enumerate(zip(users.rows, users.heads, answers, seconds, strict=True))
     ]
+
+
+def summary(payload: dict[str, Any]) -> str:
+    """The figures of a run as markdown: validation NDCG@10 per variant and weight, the choice, test, cost."""
+    valid = payload["validation"]
+    lines = [f"validation, {valid['n_users']} users with the target in the base top {payload['stage']['candidates']}"]
+    lines += ["| variant | " + " | ".join(f"w={w}" for w in WEIGHTS) + " | top-pick position histogram |"]
+    lines += ["| --- " * (len(WEIGHTS) + 2) + "|"]
+    for name, row in valid["variants"].items():
+        cells = [f"{row['weights'][str(w)]['NDCG@10']:.4f}" for w in WEIGHTS]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['top_pick_position']} |")
+    lines.append(f"target position: {valid['target_position']}")
+    lines.append(f"chosen: {json.dumps(valid['chosen'])}, beats the base order: {valid['beats_base']}")
+    if "test" in payload:
+        test = payload["test"]
+        lines.append(f"test, {test['n_users']} users (eligible share {test['eligible_share']:.4f}):")
+        lines += [f"  {metric}: {json.dumps(test[metric])}" for metric in METRICS]
+    lines += [f"cost {name}: {json.dumps(figures)}" for name, figures in payload["cost"].items()]
+    lines.append(f"LLM load {payload['llm_load_seconds']} s, wall {payload['wall_seconds']} s")
+    return "\n".join(lines)
 
 
 def record(ledger: Ledger, dataset: Dataset, model: str, config: dict[str, Any], n_users: int) -> int:
@@ -290,7 +313,7 @@ def main() -> None:
     dataset, _ = read_benchmark(args.data, Pseudonymizer.from_environment())
     split = leave_one_out(dataset.sequences)
     model, manifest = base_model(dataset, split, args.config, args.base)
-    items = model_items(model, dataset.items.ids, records=catalog_records(dataset))
+    items = model_items(model, dataset.items.ids, records=catalog_records(dataset, dataset.items.ids))
     ranker = Ranker(model_scorer(model))
     asked = LLMRerankConfig(weight=0.0, candidates=args.candidates, orders="both", calibrate=True)
     settings = LLMSettings(
@@ -314,8 +337,10 @@ def main() -> None:
         payload["llm_load_seconds"] = round(time.perf_counter() - loading, 1)
         answers, seconds = ask_all(LLMReRanker(ask, asked), items, valid)
         payload["validation"], chosen = validate(asked, ask, valid, answers)
-        payload["cost"] = {"both orders, per user (the content-free prompt once, not counted)": cost(answers, seconds)}
-        raws = {"validation": raw(valid, answers)}
+        payload["cost"] = {"both orders": cost(answers, seconds)}
+        prior = answers[0].prior
+        payload["validation"]["content_free_prior"] = None if prior is None else np.round(prior.values, 4).tolist()
+        raws = {"validation": raw(valid, answers, seconds)}
         if args.test_users:
             test_users = sample("test", ranker, items, split.test, args.test_users, args.candidates, args.seed)
             base = {"base": manifest.data_fingerprint, "candidates": args.candidates, "seed": args.seed}
@@ -332,10 +357,10 @@ def main() -> None:
             }
             payload["test"], test_answers, test_seconds = test(chosen, ask, items, test_users, args.seed)
             payload["test"] |= {"config": chosen.model_dump(), "test_reads": reads}
-            payload["cost"][f"{_variant_name(chosen)}, per user"] = cost(test_answers, test_seconds)
-            raws["test"] = raw(test_users, test_answers)
+            payload["cost"][_variant_name(chosen)] = cost(test_answers, test_seconds)
+            raws["test"] = raw(test_users, test_answers, test_seconds)
     payload["wall_seconds"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(payload, indent=1))
+    print(summary(payload))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload | {"raw": raws}, indent=1))
 

@@ -36,7 +36,7 @@ def base(beauty: Dataset) -> tuple[ItemKNN, ItemIndex, list[Request]]:
     train, _ = hold_out_last(beauty.sequences)
     model = ItemKNN()
     model.fit(TrainData(beauty.items.size, train))
-    items = model_items(model, beauty.items.ids, records=catalog_records(beauty))
+    items = model_items(model, beauty.items.ids, records=catalog_records(beauty, beauty.items.ids))
     rows = np.flatnonzero(train.lengths() >= 4)[:3]
     return model, items, [Request(train.row(int(row)), k=8) for row in rows]
 

@@ -57,8 +57,7 @@ class LetterLogprobs:
 
     values: np.ndarray  # (n,) float64
     seen: np.ndarray  # (n,) bool: the letter was among the top alternatives
-    prompt_tokens: int
-    seconds: float
+    prompt_tokens: int  # all of the prompt, the part llama.cpp had cached from an earlier prompt included
 
 
 def read_letters(result: ChatResult, n: int) -> LetterLogprobs:
@@ -77,7 +76,7 @@ def read_letters(result: ChatResult, n: int) -> LetterLogprobs:
     floor = min(alternatives.values())
     seen = np.array([mass[letter] > 0 for letter in letters])
     values = np.array([np.log(mass[letter]) if mass[letter] > 0 else floor for letter in letters])
-    return LetterLogprobs(values, seen, result.usage.prompt_tokens, result.latency_s)
+    return LetterLogprobs(values, seen, result.usage.prompt_tokens)
 
 
 class LetterAsk(Protocol):
@@ -150,10 +149,6 @@ class Letters:
     @property
     def prompt_tokens(self) -> int:  # of this request's prompts; the shared prior is asked once, not counted
         return self.forward.prompt_tokens + (self.reverse.prompt_tokens if self.reverse else 0)
-
-    @property
-    def seconds(self) -> float:
-        return self.forward.seconds + (self.reverse.seconds if self.reverse else 0.0)
 
 
 def log_softmax(values: np.ndarray) -> np.ndarray:
