@@ -64,12 +64,14 @@ class Ranker:
         out = []
         for b, request in enumerate(requests):
             chosen = best[b][best[b] != PADDING][: pools[b]]
+            said = list(notes[b])
             for reranker in self.rerankers:
-                chosen = reranker.rerank(request, items, chosen, scores.total[b])
+                chosen, note = reranker.rerank(request, items, chosen, scores.total[b])
+                said += [note] if note is not None else []
             chosen = chosen[: request.k]
             row = scores.row(b)
             reasons = self.explainer.explain(request, items, chosen, row) if self.explainer else ((),) * len(chosen)
-            out.append(Ranked(chosen, scores.total[b, chosen], reasons, bool(scores.personal[b]), notes[b]))
+            out.append(Ranked(chosen, scores.total[b, chosen], reasons, bool(scores.personal[b]), tuple(said)))
         return out
 
     def allowed(self, request: Request, items: ItemIndex) -> tuple[np.ndarray, tuple[str, ...]]:

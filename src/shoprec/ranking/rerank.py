@@ -29,7 +29,9 @@ class MMR:
     def pool(self, k: int) -> int:
         return k * self.pool_factor
 
-    def rerank(self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def rerank(
+        self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
         space = items.unit_table if items.unit_table is not None else items.search
         relevance = min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
         similarity = space[pool] @ space[pool].T  # (P, P)
@@ -42,4 +44,4 @@ class MMR:
             best = int(np.argmax(gain))  # ties: the earlier (higher-scored) item
             chosen.append(best)
             closest = np.maximum(closest, similarity[best])
-        return pool[chosen]
+        return pool[chosen], None

@@ -47,8 +47,11 @@ class ReRanker(Protocol):
         """How many of the best allowed items it needs to choose ``k`` from."""
         ...
 
-    def rerank(self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """``pool`` (best first) reordered; ``scores`` is the (N,) total of the request's row."""
+    def rerank(
+        self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
+        """``pool`` (best first) reordered, and a note for the caller when the stage could not do its job (the pool
+        then comes back as it was); ``scores`` is the (N,) total of the request's row."""
         ...
 
 

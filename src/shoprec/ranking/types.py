@@ -65,4 +65,4 @@ class Ranked:
     scores: np.ndarray  # (n,) float
     reasons: tuple[tuple[Reason, ...], ...]
     personal: bool  # False: the history gave nothing to go on, so the list is not personal
-    notes: tuple[str, ...] = field(default=())  # what a filter could not do, said to the caller
+    notes: tuple[str, ...] = field(default=())  # what a filter or re-ranker could not do, said to the caller

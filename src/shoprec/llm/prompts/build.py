@@ -7,6 +7,8 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from shoprec.data.dataset import Dataset
 from shoprec.llm.prompts.context import (
     HistoryEvent,
@@ -17,7 +19,7 @@ from shoprec.llm.prompts.context import (
     RerankContext,
     SimilarContext,
 )
-from shoprec.ranking.items import levels
+from shoprec.ranking.items import ItemIndex, levels
 from shoprec.ranking.types import Reason
 from shoprec.storage.store import CatalogItem
 
@@ -124,6 +126,22 @@ def rerank_context(
         history=tuple(event.item for event in history),
         candidates=tuple(item_facts(dataset, int(index)) for index in candidates),
     )
+
+
+def ranking_rerank_context(items: ItemIndex, history: np.ndarray, candidates: np.ndarray, count: int) -> RerankContext:
+    """The same prompt from a ranking's item view: the last ``count`` history items (a ranking request has no
+    timestamps) and ``candidates`` in the order given (item indices)."""
+    shown = history[-count:] if count else history[:0]
+    return RerankContext(
+        history=tuple(ItemFacts(items.ids[int(i)], items.title(int(i))) for i in shown),
+        candidates=tuple(ItemFacts(items.ids[int(i)], items.title(int(i))) for i in candidates),
+    )
+
+
+def content_free_rerank_context(n: int) -> RerankContext:
+    """The rerank prompt with no history and ``n`` untitled candidates: what the model answers from the letters
+    alone (its position prior, as in Zhao et al., "Calibrate before use", ICML 2021)."""
+    return RerankContext(history=(), candidates=tuple(ItemFacts(item_id=f"none-{i}") for i in range(n)))
 
 
 def reason_facts(reasons: Sequence[Reason], title: Callable[[int], str | None]) -> tuple[ReasonFacts, ...]:
