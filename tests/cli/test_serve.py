@@ -67,7 +67,7 @@ def test_require_key_for_reads_reaches_the_settings(
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     served: list[ServingSettings] = []
     monkeypatch.setattr(serve, "_serve", lambda settings, _host, _port: served.append(settings))
-    monkeypatch.setattr(serve, "_announce_when_up", lambda _base, _settings: None)
+    monkeypatch.setattr(serve, "_announce_when_up", lambda _base, _settings, _show_assistant: None)
     args = ["serve", "--model-dir", str(tmp_path), "--key-file", str(tmp_path / "api.key")]
     result = CliRunner().invoke(cli, [*args, "--require-key-for-reads"] if flag else args)
     assert result.exit_code == 0, result.output
@@ -130,7 +130,7 @@ def test_the_printed_explain_command_explains_the_demo_users_top_item(
     """With reads needing the key: the announcement waits for the feed with the key, and its first four commands
     (views, feed, top item, explain) explain the item the demo user's feed put first, not a cold-start one."""
     settings = ServingSettings(model_dir=Path("unused"), api_key=KEY, read_key_required=True)
-    announcing = threading.Thread(target=serve._announce_when_up, args=(shop.base, settings), daemon=True)
+    announcing = threading.Thread(target=serve._announce_when_up, args=(shop.base, settings, False), daemon=True)
     announcing.start()
     announcing.join(timeout=10)
     assert not announcing.is_alive(), "the announcement kept polling: its feed request lacked the key"
