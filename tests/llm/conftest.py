@@ -27,7 +27,7 @@ from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.ranking.items import catalog_records, model_items
 from shoprec.ranking.recommend import rankers_for
 
-REES46 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rees46_sample" / "2019-Oct-head.csv"
+REES46 = Path(__file__).resolve().parents[1] / "fixtures" / "rees46_sample" / "2019-Oct-head.csv"
 T = TypeVar("T")
 
 

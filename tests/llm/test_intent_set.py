@@ -22,7 +22,7 @@ from shoprec.llm.intent_sources import (
 from shoprec.llm.terms import CatalogTerms
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = REPO / "tests" / "fixtures"  # slices of ../shared/data (tests/fixtures/README.md)
 
 
 @pytest.fixture(scope="module")
