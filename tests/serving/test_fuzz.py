@@ -15,7 +15,7 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error, status_code_conformance
+from schemathesis.checks import status_code_conformance
 
 from shoprec.serving.app import create_app
 from shoprec.serving.settings import ServingSettings
@@ -43,7 +43,13 @@ def fuzzed_app(
 
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-CHECKS = [not_a_server_error, status_code_conformance]
+def no_internal_error(_ctx: object, response: schemathesis.Response, _case: schemathesis.Case) -> bool:
+    """A 500 is a bug; a documented 503 (no LLM for the assistant in this app, a busy store) is an answer."""
+    assert response.status_code != 500, f"500: {response.text[:300]}"
+    return True
+
+
+CHECKS = [no_internal_error, status_code_conformance]
 
 
 @pytest.mark.parametrize("headers", [{"X-API-Key": KEY}, {}], ids=["with key", "without key"])
