@@ -42,6 +42,9 @@ MAX_CANDIDATES = 26  # one capital letter each
 
 
 class LLMRerankConfig(Config):
+    """How the stage asks and fuses; the defaults are LlamaRec's N = 20 and the counters chosen on validation
+    (docs/llm.md, "LLM re-ranking"). There is no default weight: the stage is off unless a ranking adds it."""
+
     weight: float = Field(ge=0, le=1)  # share of the LLM score in the fusion; 0: the base order exactly
     candidates: int = Field(default=20, ge=2, le=MAX_CANDIDATES)  # the top N of the base ranking it reorders
     orders: Literal["forward", "both"] = "both"  # both: average over the forward and the reversed listing
