@@ -43,6 +43,8 @@ def fuzzed_app(
 
 
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
 def no_internal_error(_ctx: object, response: schemathesis.Response, _case: schemathesis.Case) -> bool:
     """A 500 is a bug; a documented 503 (no LLM for the assistant in this app, a busy store) is an answer."""
     assert response.status_code != 500, f"500: {response.text[:300]}"
