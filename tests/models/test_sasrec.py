@@ -146,7 +146,8 @@ def test_text_mode_ranks_an_item_never_seen_in_training(cold: tuple[SASRec, int,
     rows = valid.take(np.flatnonzero([not np.isin([unseen, twin], row).any() for row in valid.rows()])[:200])
     scores = model.score(rows)
     assert np.isfinite(scores[:, unseen]).all()
-    np.testing.assert_array_equal(scores[:, unseen], scores[:, twin])  # known by its text alone
+    # known by its text alone: equal up to float32 rounding (the two columns sit in different matmul blocks)
+    np.testing.assert_allclose(scores[:, unseen], scores[:, twin], rtol=1e-6)
     ranked = top_k(scores, 50, exclude=rows)
     twin_in_top = (ranked[:, :49] == twin).any(axis=1)
     assert twin_in_top.sum() >= 10
