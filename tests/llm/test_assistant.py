@@ -4,14 +4,25 @@ within each item's fields, follow-ups narrow the constraints, and every call wit
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from shoprec.data.dataset import Dataset
-from shoprec.llm.assistant import AssistantOptions, History, Shop, Turn, answer_writer, chat_stream, chat_turn, retrieve
-from shoprec.llm.backends import ChatOptions, OpenAIChat, UnavailableChat
+from shoprec.llm.assistant import (
+    AssistantOptions,
+    History,
+    Shop,
+    Turn,
+    answer_writer,
+    catalog_language,
+    chat_stream,
+    chat_turn,
+    retrieve,
+)
+from shoprec.llm.backends import ChatOptions, ChatResult, OpenAIChat, UnavailableChat, Usage
 from shoprec.llm.errors import LLMTimeout, LLMUnavailable
 from shoprec.llm.intent import parse
 from shoprec.llm.local import LocalServer
@@ -50,7 +61,44 @@ def _turns(shop: Shop, messages: list[str], history: History, settings: LLMSetti
     return with_chat(settings, base_url, talk)
 
 
+class Translator:
+    """A backend that rewrites every query to "nail polish" and answers nothing else in time: the chat turn's
+    wiring, whatever the model (rewrites run against real servers in test_rewrite.py)."""
+
+    model = "translator"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def chat(self, messages: object, options: object = None) -> ChatResult:
+        self.calls += 1
+        return ChatResult("nail polish", "stop", Usage(prompt_tokens=1, completion_tokens=2), self.model, 0.0)
+
+    def stream(self, *args: object) -> None:
+        raise LLMTimeout("the translator writes no answers")
+
+
 # ---- grounding, on crafted answers (no model) --------------------------------------------------------------------
+
+
+def test_a_catalog_speaks_the_language_of_most_of_its_titles(beauty_shop: Shop, rees46_shop: Shop) -> None:
+    bieos = Path(__file__).resolve().parents[1] / "fixtures" / "zh_product_titles" / "dev.txt.bieos"
+    titles = ["".join(line.split("\t")[0] for line in block.splitlines()) for block in bieos.read_text().split("\n\n")]
+    assert catalog_language(titles) == "zh"
+    assert (beauty_shop.language, rees46_shop.language) == ("en", "en")  # English titles; no titles at all
+    assert catalog_language([*titles[:40], *beauty_shop.items.query_categories[:60]]) == "en"
+
+
+def test_a_message_in_another_language_is_searched_as_the_llm_rewrote_it(beauty_shop: Shop) -> None:
+    """The chat turn reads the Chinese message by rules and searches the rewrite, as search does."""
+    translator = Translator()
+    turn = asyncio.run(chat_turn("指甲油推荐", None, beauty_shop, History.empty(), translator, PROMPTS, FAST))  # type: ignore[arg-type]
+    assert (turn.intent.language, turn.query, translator.calls) == ("zh", "nail polish", 1)
+    assert turn.fallback is not None and turn.fallback.startswith("LLMTimeout")  # it writes no answers
+    searched = retrieve(turn.intent, "nail polish", beauty_shop, History.empty(), FAST)
+    assert turn.retrieved == tuple(entry.facts.item_id for entry in searched.items)
+    as_written = retrieve(turn.intent, "指甲油推荐", beauty_shop, History.empty(), FAST)
+    assert turn.retrieved != tuple(entry.facts.item_id for entry in as_written.items)
 
 
 def test_an_id_outside_the_retrieved_set_is_dropped_and_counted(beauty_shop: Shop) -> None:

@@ -117,29 +117,53 @@ def test_the_schema_requires_every_slot() -> None:
         Intent(min_price=30, max_price=20)
 
 
-def test_merge_keeps_the_rules_language_and_prices_and_lets_the_llm_fill_the_rest() -> None:
-    rules = parse("不超过100元的口红", TERMS)
-    llm = Intent(category="lipstick", brand="迪奥", max_price=80, currency="USD", attributes=["红色"], language="en")
-    merged = merge(rules, llm)
-    assert (merged.language, merged.max_price, merged.currency) == ("zh", 100, "CNY")
-    assert (merged.category, merged.brand, merged.attributes) == ("口红", "迪奥", ["红色"])
+def test_merge_keeps_the_rules_language_prices_and_order_and_takes_only_supported_llm_slots() -> None:
+    query = "不超过100元的口红"
+    llm = Intent(category="lipstick", brand="迪奥", max_price=80, currency="USD", sort="price_asc", language="en")
+    merged = merge(parse(query, TERMS), llm.model_copy(update={"attributes": ["红色"]}), query, TERMS)
+    assert (merged.language, merged.max_price, merged.currency, merged.sort) == ("zh", 100, "CNY", None)
+    assert (merged.category, merged.attributes) == ("口红", ["红色"])
+    assert merged.brand is None  # a catalog brand, but the query does not name it
+
+
+def test_merge_takes_an_llm_category_only_as_a_catalog_name() -> None:
+    query = "something to paint my fingers with"
+    rules = parse(query, TERMS)
+    assert rules.category is None
+    assert merge(rules, Intent(category="nail polish"), query, TERMS).category == "Nail Polish"  # catalog spelling
+    assert merge(rules, Intent(category="electronics"), query, TERMS).category is None
+    assert merge(rules, Intent(category="null"), query, TERMS).category is None
+
+
+def test_merge_takes_an_llm_brand_or_exclusion_only_when_the_query_writes_it() -> None:
+    """What the 1.5B model did on the measured queries: a product word or a prompt's catalog name as the brand."""
+    query = "gel polish by essie, nothing from maybelline"
+    written = merge(Intent(), Intent(brand="ESSIE", exclude_brands=["Maybelline", "OPI"]), query, TERMS)
+    assert (written.brand, written.exclude_brands) == ("Essie", ["Maybelline"])
+    for brand in ("拖鞋", "L'Oreal", "无"):
+        assert merge(parse("拖鞋", TERMS), Intent(brand=brand), "拖鞋", TERMS).brand is None
 
 
 def test_merge_takes_the_llms_prices_only_when_the_rules_found_none() -> None:
     llm = Intent(min_price=20, max_price=40, currency="USD")
-    assert merge(parse("lipstick twenty to forty", TERMS), llm).max_price == 40  # the rules read no bound here
-    mixed = merge(parse("lipstick over $30", TERMS), Intent(max_price=20))
+    query = "lipstick twenty to forty"
+    assert merge(parse(query, TERMS), llm, query, TERMS).max_price == 40  # the rules read no bound here
+    mixed = merge(parse("lipstick over $30", TERMS), Intent(max_price=20), "lipstick over $30", TERMS)
     assert (mixed.min_price, mixed.max_price) == (30, None)  # no bound of the LLM's joins the rules' ones
 
 
 def test_merge_never_asks_for_a_brand_the_rules_exclude() -> None:
-    merged = merge(parse("nail polish not OPI", TERMS), Intent(brand="OPI", exclude_brands=["Essie"]))
+    query = "nail polish not OPI"
+    merged = merge(parse(query, TERMS), Intent(brand="OPI", exclude_brands=["Essie"]), query, TERMS)
     assert (merged.brand, merged.exclude_brands, merged.category) == (None, ["OPI"], "Nail Polish")
 
 
 def test_merge_never_excludes_what_the_rules_read_as_asked_for() -> None:
     """SmolLM2 put the product type asked for among the exclusions; the merge used to drop the request."""
-    merged = merge(parse("OPI nail polish", TERMS), Intent(exclude_categories=["nail polish"], exclude_brands=["OPI"]))
+    query = "OPI nail polish"
+    merged = merge(
+        parse(query, TERMS), Intent(exclude_categories=["nail polish"], exclude_brands=["OPI"]), query, TERMS
+    )
     assert (merged.category, merged.brand, merged.exclude_categories, merged.exclude_brands) == (
         "Nail Polish",
         "OPI",

@@ -21,6 +21,7 @@ from shoprec.llm.backends import ChatBackend, open_backend
 from shoprec.llm.product import ask, similar
 from shoprec.llm.prompts import Prompts
 from shoprec.llm.prompts.build import item_facts
+from shoprec.llm.rewrite import RewriteCache
 from shoprec.llm.settings import LLMSettings
 from shoprec.models.artifact import load_artifact
 from shoprec.privacy.pseudonym import Pseudonymizer
@@ -183,11 +184,12 @@ def chat(
 
     async def talk(llm: ChatBackend) -> None:
         previous: Turn | None = None
-        prompts = Prompts()
+        prompts, options = Prompts(), AssistantOptions()
+        rewrites = RewriteCache(path=cache_dir / "rewrites.sqlite3")  # shared with serving's search
         for line in sys.stdin:
             if not line.strip():
                 continue
-            async for piece in chat_stream(line.strip(), previous, shop, history, llm, prompts, AssistantOptions()):
+            async for piece in chat_stream(line.strip(), previous, shop, history, llm, prompts, options, rewrites):
                 if isinstance(piece, Turn):
                     previous = piece
                 else:

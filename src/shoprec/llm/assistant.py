@@ -11,8 +11,9 @@ items with the ranking's reasons and says that the assistant's wording is unavai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +24,12 @@ from shoprec.llm.answer import AnswerWriter, Counts, Retrieved, Shown, answer_sc
 from shoprec.llm.backends import ChatBackend, ChatOptions, Message, UnavailableChat
 from shoprec.llm.errors import LLMBadOutput, LLMTimeout, LLMUnavailable
 from shoprec.llm.grounding import ClaimChecker, item_evidence, words
-from shoprec.llm.intent import Intent, Language, parse, refine
+from shoprec.llm.intent import Intent, Language, detect_language, parse, refine
 from shoprec.llm.prices import parse_prices
 from shoprec.llm.prompts import Prompts, Rendered
 from shoprec.llm.prompts.build import catalog_item_facts, reason_facts
 from shoprec.llm.prompts.context import ChatContext, HistoryWindow, ItemFacts, RankedFacts
+from shoprec.llm.rewrite import REWRITE_OPTIONS, RewriteCache, rewrite
 from shoprec.llm.terms import CatalogTerms
 from shoprec.llm.understand import INTENT_OPTIONS, understand
 from shoprec.llm.wording import reason_line
@@ -35,18 +37,23 @@ from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.recommend import Rankers
 from shoprec.ranking.types import Ranked, Request
 
+LANGUAGE_SAMPLE = 1000  # titles read to tell a catalog's language
+
 
 @dataclass(frozen=True)
 class Shop:
-    """One consistent catalog snapshot, the rankers that rank over it and the catalog's names for query rules."""
+    """One consistent catalog snapshot, the rankers that rank over it, the catalog's names for query rules and the
+    language its titles are written in (a query in the other one is rewritten into it before retrieval)."""
 
     items: ItemIndex
     rankers: Rankers
     terms: CatalogTerms
+    language: Language = "en"
 
     @classmethod
     def of(cls, items: ItemIndex, rankers: Rankers) -> Shop:
-        return cls(items, rankers, CatalogTerms.of_items(items))
+        titles = (record.title for record in items.items if record is not None and record.title)
+        return cls(items, rankers, CatalogTerms.of_items(items), catalog_language(titles))
 
     def facts(self, index: int) -> ItemFacts:
         """Item ``index``'s catalog fields as a prompt shows them (only its id when the catalog has no record)."""
@@ -73,17 +80,29 @@ class History:
         return cls(np.zeros(0, dtype=np.int64))
 
 
+def catalog_language(titles: Iterable[str]) -> Language:
+    """The language most of a catalog's titles (the first thousand) are written in; English without titles."""
+    sample = list(itertools.islice(titles, LANGUAGE_SAMPLE))
+    chinese = sum(detect_language(title) == "zh" for title in sample)
+    return "zh" if 2 * chinese > len(sample) else "en"
+
+
 ANSWER_OPTIONS = ChatOptions(max_tokens=256, temperature=0.0, seed=0)  # the time budget is the backend's
 WINDOW = HistoryWindow()
 
 
 @dataclass(frozen=True)
 class AssistantOptions:
+    """``llm_intent``: also read a first message with the LLM (``understand``). Off: on the labelled intent set the
+    merged reading was no better than the rules' and the call costs seconds before retrieval (docs/llm.md)."""
+
+    llm_intent: bool = False
     retrieve: int = 8  # items the ranking retrieves for a chat turn (all listed in the prompt)
     show: int = 3  # items a chat turn shows
     candidates: int = 10  # similar items the ranking proposes to the model
     similar: int = 5  # similar items shown
     intent: ChatOptions = INTENT_OPTIONS
+    rewrite: ChatOptions = REWRITE_OPTIONS
     answer: ChatOptions = ANSWER_OPTIONS
     window: HistoryWindow = WINDOW  # the history the similar prompt shows
 
@@ -157,9 +176,10 @@ async def chat_turn(
     llm: ChatBackend,
     prompts: Prompts,
     options: AssistantOptions = DEFAULT_OPTIONS,
+    rewrites: RewriteCache | None = None,
 ) -> Turn:
     """One turn, whole (``chat_stream`` without the pieces)."""
-    async for piece in chat_stream(message, previous, shop, history, llm, prompts, options):
+    async for piece in chat_stream(message, previous, shop, history, llm, prompts, options, rewrites):
         if isinstance(piece, Turn):
             return piece
     raise AssertionError("chat_stream ends with its turn")
@@ -173,17 +193,20 @@ async def chat_stream(
     llm: ChatBackend,
     prompts: Prompts,
     options: AssistantOptions = DEFAULT_OPTIONS,
+    rewrites: RewriteCache | None = None,
 ) -> AsyncIterator[str | Turn]:
     """Text pieces of the answer as each passes the checks (for server-sent events), then the ``Turn``.
 
-    ``previous``: the turn before in this conversation, whose intent a follow-up refines ("cheaper", "换个牌子").
+    ``previous``: the turn before in this conversation, whose intent a follow-up refines ("cheaper", "换个牌子");
+    ``rewrites``: the cache of query rewrites (a message in another language than the catalog's is searched in the
+    catalog's, as search does).
     """
     started = time.perf_counter()
     require(llm)
     if not message.strip():
         raise ValueError("the message is empty")
     follow_up = FollowUp.of(previous) if isinstance(previous, Turn) else previous
-    intent, query = await _intent(message, follow_up, shop, llm, prompts, options)
+    intent, query = await _intent(message, follow_up, shop, llm, prompts, options, rewrites)
     retrieval = await asyncio.to_thread(retrieve, intent, query, shop, history, options)
     retrieved, notes = retrieval.items, retrieval.notes
     context = ChatContext(
@@ -246,19 +269,44 @@ async def _answer(
 
 
 async def _intent(
-    message: str, previous: FollowUp | None, shop: Shop, llm: ChatBackend, prompts: Prompts, options: AssistantOptions
+    message: str,
+    previous: FollowUp | None,
+    shop: Shop,
+    llm: ChatBackend,
+    prompts: Prompts,
+    options: AssistantOptions,
+    rewrites: RewriteCache | None,
 ) -> tuple[Intent, str]:
-    """The turn's intent and search text. A first message is understood (rules and model); a follow-up refines
-    the previous intent by rules and keeps the previous search text unless it names another product type."""
+    """The turn's intent and search text. A first message is read by the rules (and the model with
+    ``llm_intent``); a follow-up refines the previous intent by rules and keeps the previous search text unless it
+    names another product type. New search text in another language than the catalog's is rewritten into it."""
     if previous is None:
-        understood = await understand(message, shop.terms, llm, prompts, options.intent)
-        return understood.intent, parse_prices(message).text
+        if options.llm_intent:
+            intent = (await understand(message, shop.terms, llm, prompts, options.intent)).intent
+        else:
+            intent = parse(message, shop.terms)
+        return intent, await _search_text(message, shop, llm, prompts, options, rewrites)
     indices = [shop.items.positions[item] for item in previous.shown if item in shop.items.positions]
     brands = [brand for i in indices if (record := shop.items.items[i]) is not None and (brand := record.brand)]
     prices = [price for i in indices if (price := shop.items.price(i)) is not None]
     intent = refine(previous.intent, message, shop.terms, brands, prices)
-    names_another = parse(message, shop.terms).category is not None
-    return intent, parse_prices(message).text if names_another else previous.query
+    if parse(message, shop.terms).category is None:
+        return intent, previous.query
+    return intent, await _search_text(message, shop, llm, prompts, options, rewrites)
+
+
+async def _search_text(
+    message: str,
+    shop: Shop,
+    llm: ChatBackend,
+    prompts: Prompts,
+    options: AssistantOptions,
+    rewrites: RewriteCache | None,
+) -> str:
+    """The message without its price words, in the catalog's language when the LLM rewrites it in time (as
+    written otherwise: ``rewrite`` never fails)."""
+    text = parse_prices(message).text
+    return (await rewrite(text, llm, prompts, rewrites, target=shop.language, options=options.rewrite)).text
 
 
 @dataclass(frozen=True)

@@ -52,4 +52,4 @@ async def understand(
             read = read.model_copy(update={"min_price": None, "max_price": None, "currency": None})
     except (LLMError, ValidationError) as error:
         return Understood(rules, rules, None, rendered.name, rendered.version, f"{type(error).__name__}: {error}")
-    return Understood(merge(rules, read), rules, read, rendered.name, rendered.version)
+    return Understood(merge(rules, read, query, terms), rules, read, rendered.name, rendered.version)

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Depends, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from shoprec.llm.assistant import FollowUp, Turn, chat_stream
+from shoprec.llm.assistant import AssistantOptions, FollowUp, Turn, chat_stream
 from shoprec.llm.backends import ChatBackend
 from shoprec.llm.errors import LLMBadOutput, LLMBadRequest, LLMTimeout, LLMUnavailable
 from shoprec.llm.product import ask, similar
 from shoprec.llm.prompts import Prompts
+from shoprec.llm.rewrite import REWRITE_OPTIONS
 from shoprec.serving.deps import ID_LENGTH, Reads, User, as_json, get_pipeline, get_runtime, path_user, pseudonymous
 from shoprec.serving.errors import ApiError, documented
 from shoprec.serving.pipeline import Pipeline
@@ -86,7 +87,9 @@ async def chat(
     stored = None if body.session_id is None else await asyncio.to_thread(pipeline.store.last_chat_turn, session, owner)
     previous = None if stored is None else FollowUp.from_json(stored)
     history = await asyncio.to_thread(pipeline.assistant_history, shop, None if user is None else user.id)
-    pieces = chat_stream(body.message, previous, shop, history, llm, PROMPTS)
+    budget = REWRITE_OPTIONS.model_copy(update={"time_budget_s": runtime.settings.rewrite_budget_s})
+    options = AssistantOptions(rewrite=budget)
+    pieces = chat_stream(body.message, previous, shop, history, llm, PROMPTS, options, runtime.rewrites)
 
     async def finish(turn: Turn) -> ChatTurn:
         await asyncio.to_thread(pipeline.store.add_chat_turn, session, owner, FollowUp.of(turn).to_json())

@@ -38,7 +38,8 @@ async def search(
     assistant's LLM: cached, within a few seconds at most, and searched as written when no LLM answers in time."""
     llm = None if isinstance(runtime.llm, UnavailableChat) else runtime.llm
     budget = REWRITE_OPTIONS.model_copy(update={"time_budget_s": runtime.settings.rewrite_budget_s})
-    rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, options=budget)
+    target = pipeline.shop().language
+    rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, target=target, options=budget)
     searched = rewritten.text if rewritten.text != q else None
     result = await asyncio.to_thread(lambda: pipeline.search(q, k, None if user is None else user.id, searched))
     runtime.metrics.items_served.labels(route="search").inc(len(result.items))
