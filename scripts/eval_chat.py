@@ -189,7 +189,8 @@ class Record:
     answer_language: str | None
     model_language: str | None
     latency_s: float
-    first_token_s: float | None
+    first_token_s: float  # the items, with the ranking's reasons
+    first_remark_s: float | None  # the model's first checked sentence
     fallback: str | None
     answer: str = field(repr=False, default="")
 
@@ -223,6 +224,7 @@ async def run(shop: Shop, conversations: list[Conversation], histories: list[His
                     model_language=turn.model_language,
                     latency_s=turn.latency_s,
                     first_token_s=turn.first_token_s,
+                    first_remark_s=turn.first_remark_s,
                     fallback=turn.fallback,
                     answer=turn.answer,
                 )
@@ -241,7 +243,8 @@ def summary(records: list[Record]) -> dict[str, object]:
     shown = [r for r in records if r.shown]
     items = sum(len(r.shown) for r in records)
     latencies = [r.latency_s for r in records]
-    first = [r.first_token_s for r in records if r.first_token_s is not None]
+    first = [r.first_token_s for r in records]
+    remarks = [r.first_remark_s for r in records if r.first_remark_s is not None]
     totals = Counter[str]()
     for r in records:
         totals.update(r.counts)
@@ -260,6 +263,9 @@ def summary(records: list[Record]) -> dict[str, object]:
         "turn_latency_s_p95": _percentile(latencies, 95),
         "first_text_s_p50": _percentile(first, 50),
         "first_text_s_p95": _percentile(first, 95),
+        "turns_with_a_remark": len(remarks),
+        "first_remark_s_p50": _percentile(remarks, 50),
+        "first_remark_s_p95": _percentile(remarks, 95),
         "by_language": {
             language: {
                 "turns": len(subset),

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from shoprec.data.dataset import Dataset
+from shoprec.llm.answer import REMARK_SENTENCES
 from shoprec.llm.assistant import (
     AssistantOptions,
     History,
@@ -24,6 +24,7 @@ from shoprec.llm.assistant import (
 )
 from shoprec.llm.backends import ChatOptions, ChatResult, OpenAIChat, UnavailableChat, Usage
 from shoprec.llm.errors import LLMTimeout, LLMUnavailable
+from shoprec.llm.grounding import complete_sentences
 from shoprec.llm.intent import parse
 from shoprec.llm.local import LocalServer
 from shoprec.llm.product import ask, similar
@@ -101,45 +102,41 @@ def test_a_message_in_another_language_is_searched_as_the_llm_rewrote_it(beauty_
     assert turn.retrieved != tuple(entry.facts.item_id for entry in as_written.items)
 
 
-def test_an_id_outside_the_retrieved_set_is_dropped_and_counted(beauty_shop: Shop) -> None:
+def test_the_items_come_first_and_a_sentence_naming_another_id_is_dropped_and_counted(beauty_shop: Shop) -> None:
     intent = parse("nail polish", beauty_shop.terms)
     retrieval = retrieve(intent, "nail polish", beauty_shop, History.empty(), FAST)
     writer = answer_writer("nail polish", retrieval, beauty_shop, History.empty(), FAST)
-    first, second = (r.facts.item_id for r in retrieval.items[:2])
-    crafted: dict[str, Any] = {
-        "intro": "Here are some polishes. Also try [9999999], it is great.",
-        "picks": [
-            {"id": "9999999", "note": "Not in the list."},
-            {"id": second, "note": "A good polish."},
-            {"id": second, "note": "The same again."},
-            {"id": first, "note": "A good polish."},  # the same words for another item say nothing of it
-        ],
-    }
-    writer.feed(crafted)
-    writer.finish()
-    assert writer.counts.dropped_ids == 2 and writer.counts.repeated == 1 and writer.counts.echoed == 1
-    assert [shown.item_id for shown in writer.shown] == [second, first, retrieval.items[2].facts.item_id]
-    assert [shown.note for shown in writer.shown] == ["A good polish.", None, None]
-    assert [shown.source for shown in writer.shown] == ["llm", "llm", "ranking"] and writer.counts.filled == 1
-    assert "9999999" not in writer.answer and writer.answer.startswith("Here are some polishes.")
+    listing = writer.listing()
+    assert listing.startswith(phrase("en", "intro")) and listing.count("\n• ") == FAST.show
+    assert [shown.item_id for shown in writer.shown] == [r.facts.item_id for r in retrieval.items[: FAST.show]]
+    assert all(shown.reason in listing for shown in writer.shown)
+    assert writer.remark("Also try [9999999], it is great.") is None
+    assert writer.remark(f"The first one, [{writer.shown[0].item_id}], is a polish.") == (
+        f"\nThe first one, [{writer.shown[0].item_id}], is a polish."
+    )
+    assert writer.remark("All are polishes.") == " All are polishes."
+    assert writer.counts.dropped_ids == 1 and "9999999" not in writer.answer
     assert all(_in_category(beauty_shop, shown.item_id, "Nail Polish") for shown in writer.shown)
 
 
-def test_a_claim_borrowed_from_the_history_is_flagged_and_replaced(beauty: Dataset, beauty_shop: Shop) -> None:
+def test_a_claim_borrowed_from_the_history_is_dropped_and_counted(beauty: Dataset, beauty_shop: Shop) -> None:
     """The pilot's failure: an item credited with an ingredient of an item in the user's history."""
     argan = int(beauty.catalog.index[beauty.catalog["title"].str.contains("Argan Oil", na=False)][0])
     history = History(np.array([argan]))
-    intent = parse("conditioner", beauty_shop.terms)
-    retrieval = retrieve(intent, "conditioner", beauty_shop, history, FAST)
-    plain = next(r for r in retrieval.items if "argan" not in (r.facts.title or "").lower())
+    retrieval = retrieve(parse("conditioner", beauty_shop.terms), "conditioner", beauty_shop, history, FAST)
+    assert not any("argan" in (r.facts.title or "").lower() for r in retrieval.items[: FAST.show])
     writer = answer_writer("conditioner", retrieval, beauty_shop, history, FAST)
-    writer.feed({"intro": "Conditioners:", "picks": [{"id": plain.facts.item_id, "note": "Rich in argan oil."}]})
-    assert writer.counts.unsupported_claims == 1
-    assert writer.shown[0].note is None and writer.shown[0].reason == plain.reason
-    assert "argan" not in writer.answer.lower().replace((plain.facts.title or "").lower(), "")
-    supported = answer_writer("conditioner", retrieval, beauty_shop, history, FAST)
-    supported.feed({"intro": "Conditioners:", "picks": [{"id": plain.facts.item_id, "note": "A conditioner."}]})
-    assert supported.counts.unsupported_claims == 0 and supported.shown[0].note == "A conditioner."
+    writer.listing()
+    assert writer.remark("The first one is rich in argan oil.") is None
+    assert writer.counts.unsupported_claims == 1 and "argan" not in writer.answer.lower()
+    assert writer.remark("All three are conditioners.") == "\nAll three are conditioners."
+    assert writer.remark("这几款都是护发素。") is None and writer.counts.wrong_language == 1  # not the shopper's
+
+
+def test_a_remark_is_read_sentence_by_sentence() -> None:
+    assert complete_sentences("Nice. It costs $8.") == (["Nice."], "It costs $8.")  # "$8." may go on: "$8.99"
+    assert complete_sentences("这款不错。另一款") == (["这款不错。"], "另一款")
+    assert complete_sentences("No mark yet") == ([], "No mark yet")
 
 
 # ---- turns with a real model -------------------------------------------------------------------------------------
@@ -161,7 +158,6 @@ def test_a_follow_up_narrows_the_constraints_turn_by_turn(
             assert record is not None and record.price is not None and record.price <= turn.intent.max_price
             assert _in_category(rees46_shop, shown.item_id, "smartphone")
             assert (record.brand == "samsung") == (turn is not other)
-        assert turn.counts.dropped_ids == 0  # the id enum held
     assert cheaper.query == first.query == "samsung smartphone"  # "cheaper" names nothing to search for
 
 
@@ -172,7 +168,7 @@ def test_a_chinese_message_gets_a_chinese_answer(beauty: Dataset, beauty_shop: S
     assert turn.language == "zh" and turn.answer_language == "zh"
     assert len(turn.items) == FAST.show and all(_in_category(beauty_shop, s.item_id, "Nail Polish") for s in turn.items)
     assert (turn.template, turn.version) == ("chat", PROMPTS.version("chat"))
-    assert turn.first_token_s is not None and 0 < turn.first_token_s <= turn.latency_s
+    assert 0 < turn.first_token_s <= (turn.first_remark_s or turn.latency_s) <= turn.latency_s
 
 
 def test_the_stream_shows_checked_pieces_that_make_the_answer(
@@ -184,7 +180,10 @@ def test_the_stream_shows_checked_pieces_that_make_the_answer(
 
     *pieces, turn = with_chat(roomy, server.base_url, stream)
     assert isinstance(turn, Turn) and all(isinstance(piece, str) for piece in pieces)
-    assert "".join(str(piece) for piece in pieces) == turn.answer and len(pieces) == 1 + len(turn.items)
+    assert "".join(str(piece) for piece in pieces) == turn.answer
+    assert all(f"— {shown.reason}" in str(pieces[0]) for shown in turn.items)  # the items come first, at once
+    remark = [piece for piece in pieces[1:] if piece != "\n" + phrase("en", "fallback")]
+    assert len(remark) <= REMARK_SENTENCES and (turn.first_remark_s is None) == (not remark)
     assert all(_in_category(beauty_shop, shown.item_id, "Shampoos") for shown in turn.items)
 
 
@@ -198,9 +197,9 @@ def test_a_timeout_shows_the_ranked_items_and_says_the_wording_is_unavailable(
         lambda chat: chat_turn("Conditioners", None, beauty_shop, History.empty(), chat, PROMPTS, hurried),
     )
     assert turn.fallback is not None and turn.fallback.startswith("LLMTimeout")
-    assert turn.answer.startswith(phrase("en", "fallback"))
+    assert turn.answer.startswith(phrase("en", "intro")) and turn.answer.endswith(phrase("en", "fallback"))
     assert [shown.item_id for shown in turn.items] == list(turn.retrieved[: hurried.show])
-    assert all(shown.source == "ranking" and shown.reason in turn.answer for shown in turn.items)
+    assert all(shown.reason in turn.answer for shown in turn.items) and turn.first_remark_s is None
     with pytest.raises(LLMTimeout):  # a product question has no honest answer without the model
         item = beauty_shop.facts(beauty_shop.items.index(turn.retrieved[0]))
         with_chat(roomy, server.base_url, lambda chat: ask(item, "Is it big?", chat, PROMPTS, hurried))

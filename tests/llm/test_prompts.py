@@ -33,7 +33,6 @@ from shoprec.llm.prompts.context import (
     ExplainContext,
     HistoryWindow,
     IntentContext,
-    RankedFacts,
     RerankContext,
     RewriteContext,
     SimilarContext,
@@ -114,12 +113,11 @@ def _reasons(beauty: Dataset) -> tuple[Reason, ...]:
 def _chat(beauty: Dataset, terms: CatalogTerms) -> ChatContext:
     viewed = int(beauty.sequences.row(USER)[VIEWED])
     found = _same_category(beauty, viewed, 3)
-    reasons = reason_facts(_reasons(beauty), beauty.title)
     return ChatContext(
         message="有没有更便宜的护发素？不要太油的",
         language="zh",
         intent=parse("conditioner under $15, no shampoos", terms),
-        items=tuple(RankedFacts(item_facts(beauty, i), reasons[: 1 + k]) for k, i in enumerate(found)),
+        items=tuple(item_facts(beauty, i) for i in found),
         notes=("no item here has a price, so the price bound was not applied",),
     )
 
@@ -220,7 +218,7 @@ def test_rerank_labels_candidates_with_letters_and_refuses_more_than_26(beauty: 
 
 def test_chat_and_ask_answer_in_the_shoppers_language(contexts: dict[str, Context]) -> None:
     prompts = Prompts()
-    assert "Write in Chinese" in prompts.render(contexts["chat"]).messages[0]["content"]
+    assert "Write in Chinese" in prompts.render(contexts["chat"]).messages[-1]["content"]
     assert "未说明" in prompts.render(contexts["ask"]).messages[0]["content"]
     english = AskContext(contexts["ask"].item, "Is it good for curly hair?", "en")  # type: ignore[union-attr]
     assert "not stated" in prompts.render(english).messages[0]["content"]

@@ -207,6 +207,7 @@ def _counts(counts: Any) -> str:
 
 def _turn_line(turn: Turn) -> str:
     asked = turn.intent.model_dump(exclude_defaults=True, exclude={"language"})
-    first = f"first text {turn.first_token_s:.1f} s, " if turn.first_token_s is not None else ""
+    remark = f"first remark {turn.first_remark_s:.1f} s, " if turn.first_remark_s is not None else ""
+    first = f"items {turn.first_token_s:.1f} s, {remark}"
     fallback = f"; fallback: {turn.fallback}" if turn.fallback else ""
     return f"intent {asked}; {_counts(turn.counts)}; {first}turn {turn.latency_s:.1f} s{fallback}"

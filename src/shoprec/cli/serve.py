@@ -274,10 +274,9 @@ def show_assistant_exchanges(base: str, settings: ServingSettings, item: str) ->
         if "error" in turn:
             console.print(f"[yellow]{turn['error']}[/yellow]")
             return
-        console.print(f"[bold]assistant[/bold] ({turn['model']}, {turn['latency_ms'] / 1e3:.1f} s): {turn['answer']}")
-        if turn["fallback"] is None:  # a fallback answer lists the items itself
-            for shown in turn["items"]:
-                console.print(f"  - {shown['title'] or shown['item_id']} — {shown['reason']}", highlight=False)
+        remark = turn["first_remark_ms"]
+        timing = f"items {turn['first_token_ms'] / 1e3:.1f} s" + (f", remark {remark / 1e3:.1f} s" if remark else "")
+        console.print(f"[bold]assistant[/bold] ({turn['model']}, {timing}): {turn['answer']}", highlight=False)
     answer = post(f"/v1/items/{urllib.parse.quote(item, safe='')}/ask", {"question": PRODUCT_QUESTION})
     console.print(f"\n[bold]question about {item}:[/bold] {PRODUCT_QUESTION}", highlight=False)
     console.print(f"[bold]answer:[/bold] {answer.get('answer', answer.get('error'))}", highlight=False)

@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pydantic_core
 
-from shoprec.llm.answer import AnswerWriter, Counts, Retrieved, Shown, answer_schema, language_of
+from shoprec.llm.answer import REMARK_SENTENCES, AnswerWriter, Counts, Retrieved, Shown, language_of
 from shoprec.llm.backends import ChatBackend, ChatOptions, Message, UnavailableChat
 from shoprec.llm.errors import LLMBadOutput, LLMTimeout, LLMUnavailable
-from shoprec.llm.grounding import ClaimChecker, item_evidence, words
+from shoprec.llm.grounding import ClaimChecker, complete_sentences, item_evidence, words
 from shoprec.llm.intent import Intent, Language, detect_language, parse, refine
 from shoprec.llm.prices import parse_prices
 from shoprec.llm.prompts import Prompts, Rendered
-from shoprec.llm.prompts.build import catalog_item_facts, reason_facts
-from shoprec.llm.prompts.context import ChatContext, HistoryWindow, ItemFacts, RankedFacts
+from shoprec.llm.prompts.build import catalog_item_facts
+from shoprec.llm.prompts.context import ChatContext, HistoryWindow, ItemFacts
 from shoprec.llm.rewrite import REWRITE_OPTIONS, RewriteCache, rewrite
 from shoprec.llm.terms import CatalogTerms
 from shoprec.llm.understand import INTENT_OPTIONS, understand
@@ -87,7 +86,7 @@ def catalog_language(titles: Iterable[str]) -> Language:
     return "zh" if 2 * chinese > len(sample) else "en"
 
 
-ANSWER_OPTIONS = ChatOptions(max_tokens=256, temperature=0.0, seed=0)  # the time budget is the backend's
+ANSWER_OPTIONS = ChatOptions(max_tokens=80, temperature=0.0, seed=0)  # two short sentences; the budget is the backend's
 WINDOW = HistoryWindow()
 
 
@@ -97,8 +96,8 @@ class AssistantOptions:
     merged reading was no better than the rules' and the call costs seconds before retrieval (docs/llm.md)."""
 
     llm_intent: bool = False
-    retrieve: int = 8  # items the ranking retrieves for a chat turn (all listed in the prompt)
-    show: int = 3  # items a chat turn shows
+    retrieve: int = 8  # items the ranking retrieves for a chat turn (put in price order when asked for one)
+    show: int = 3  # of those, the items a chat turn shows (and the model remarks on)
     candidates: int = 10  # similar items the ranking proposes to the model
     similar: int = 5  # similar items shown
     intent: ChatOptions = INTENT_OPTIONS
@@ -113,7 +112,7 @@ DEFAULT_OPTIONS = AssistantOptions()
 @dataclass(frozen=True)
 class Turn:
     """One answered message. ``query`` is the text the search ranker matched; ``retrieved`` the ids it returned
-    (the only ones the answer may name); ``fallback`` says why the model's wording is missing, when it is."""
+    (``items`` shows the first of them); ``fallback`` says why the model's remark is missing, when it is."""
 
     message: str
     intent: Intent
@@ -126,8 +125,9 @@ class Turn:
     version: int
     counts: Counts
     latency_s: float
-    first_token_s: float | None  # until the first text piece was ready
-    model_language: Language | None  # of the model's own intro, as written (None: it wrote none)
+    first_token_s: float  # until the first text piece (the items, with the ranking's reasons) was ready
+    first_remark_s: float | None  # until the model's first checked sentence was ready (None: none was shown)
+    model_language: Language | None  # of the model's remark, as written (None: it wrote none)
     fallback: str | None = None
     notes: tuple[str, ...] = ()  # what the ranking could not apply, as it said it
 
@@ -208,35 +208,28 @@ async def chat_stream(
     follow_up = FollowUp.of(previous) if isinstance(previous, Turn) else previous
     intent, query = await _intent(message, follow_up, shop, llm, prompts, options, rewrites)
     retrieval = await asyncio.to_thread(retrieve, intent, query, shop, history, options)
-    retrieved, notes = retrieval.items, retrieval.notes
-    context = ChatContext(
-        message=message,
-        language=intent.language,
-        intent=intent,
-        items=tuple(RankedFacts(r.facts, reason_facts(r.reasons, shop.items.title)) for r in retrieved),
-        k=options.show,
-        notes=notes,
-    )
-    rendered = prompts.render(context)
     writer = answer_writer(message, retrieval, shop, history, options)
-    first_token_s: float | None = None
+    yield writer.listing()
+    first_token_s = time.perf_counter() - started
+    rendered = prompts.render(
+        ChatContext(message, intent.language, intent, tuple(entry.facts for entry in writer.items), retrieval.notes)
+    )
+    first_remark_s: float | None = None
     fallback: str | None = None
-    if retrieved:  # nothing to phrase otherwise: the writer says that nothing matched
+    if writer.items:  # nothing to remark on otherwise: the listing said that nothing matched
         try:
-            async for piece in _answer(writer, rendered, llm, options.answer):
-                first_token_s = first_token_s or time.perf_counter() - started
+            async for piece in _remark(writer, rendered, llm, options.answer):
+                first_remark_s = first_remark_s or time.perf_counter() - started
                 yield piece
         except (LLMTimeout, LLMBadOutput) as error:
             fallback = f"{type(error).__name__}: {error}"
-    for piece in writer.finish(fallback is not None):
-        first_token_s = first_token_s or time.perf_counter() - started
-        yield piece
+            yield writer.fallback()
     yield Turn(
         message=message,
         intent=intent,
         query=query,
         items=tuple(writer.shown),
-        retrieved=tuple(r.facts.item_id for r in retrieved),
+        retrieved=tuple(r.facts.item_id for r in retrieval.items),
         answer=writer.answer,
         language=intent.language,
         template=rendered.name,
@@ -244,28 +237,30 @@ async def chat_stream(
         counts=writer.counts,
         latency_s=time.perf_counter() - started,
         first_token_s=first_token_s,
+        first_remark_s=first_remark_s,
         model_language=writer.model_language,
         fallback=fallback,
-        notes=notes,
+        notes=retrieval.notes,
     )
 
 
-async def _answer(
+async def _remark(
     writer: AnswerWriter, rendered: Rendered, llm: ChatBackend, options: ChatOptions
 ) -> AsyncIterator[str]:
-    """The model's answer streamed under the answer schema; each delta re-reads the partial object."""
-    schema = answer_schema(rendered.allowed, writer.k, writer.language)
+    """The model's remark, streamed; each sentence is checked as soon as it is complete, and reading stops after
+    ``REMARK_SENTENCES`` (leaving the stream cancels the rest of the generation)."""
     text = ""
-    async with llm.stream(messages_of(rendered), options, schema) as stream:
+    async with llm.stream(messages_of(rendered), options) as stream:
         async for delta in stream:
-            text += delta
-            try:
-                value = pydantic_core.from_json(text, allow_partial=True)
-            except ValueError:  # nothing parseable yet (only whitespace so far)
-                continue
-            for piece in writer.feed(value):
-                yield piece
-    # an answer cut off by max_tokens has shown its complete parts already; ``finish`` adds the rest
+            done, text = complete_sentences(text + delta)
+            for sentence in done:
+                if (piece := writer.remark(sentence)) is not None:
+                    yield piece
+                if len(writer.read) >= REMARK_SENTENCES:
+                    return
+    ended = text.strip() and stream.result.finish_reason == "stop"  # a last sentence without an end mark
+    if ended and (piece := writer.remark(text.strip())) is not None:
+        yield piece
 
 
 async def _intent(
@@ -328,14 +323,15 @@ def retrieve(intent: Intent, query: str, shop: Shop, history: History, options: 
 def answer_writer(
     message: str, retrieval: Retrieval, shop: Shop, history: History, options: AssistantOptions
 ) -> AnswerWriter:
-    """The writer that checks a turn's answer. Product terms are those of the retrieved items, the user's recent
-    history (a borrowed ingredient is the failure to catch), the message and the catalog's names."""
+    """The writer of a turn's answer: it shows the first ``show`` retrieved items and checks the model's remark on
+    them. Product terms are those of every retrieved item, the user's recent history (a borrowed ingredient is the
+    failure to catch), the message and the catalog's names."""
     recent = history.items[-options.window.count :].tolist()
     checker = ClaimChecker.of(
         [*(_texts(r.facts) for r in retrieval.items), *(shop.items.title(int(i)) for i in recent), message],
         [*shop.terms.brands, *shop.terms.categories],
     )
-    return AnswerWriter(retrieval.intent, retrieval.items, checker, options.show, retrieval.notes)
+    return AnswerWriter(retrieval.intent, retrieval.items[: options.show], checker, retrieval.notes)
 
 
 def _request(intent: Intent, query: str, history: History, shop: Shop, k: int) -> Request:

@@ -39,6 +39,13 @@ def sentences(text: str) -> list[str]:
     return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
 
 
+def complete_sentences(text: str) -> tuple[list[str], str]:
+    """The sentences of a growing ``text`` that are finished (an end mark followed by a space, a Chinese end mark,
+    a line break), and the unfinished rest."""
+    done = max((match.end() for match in _SENTENCE_END.finditer(text)), default=0)
+    return sentences(text[:done]), text[done:]
+
+
 def words(text: str | None) -> frozenset[str]:
     """The Latin content words of ``text``, normalised as catalog names are matched (lower case, plural dropped)."""
     return frozenset(

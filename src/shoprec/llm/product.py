@@ -94,6 +94,14 @@ async def ask(
     )
 
 
+@dataclass
+class PickCounts(Counts):
+    """The checks of a chat remark, and what the model's picks needed."""
+
+    repeated: int = 0  # picks of an item already picked, or past the number wanted
+    filled: int = 0  # items filled in from the ranking's order after the model's picks
+
+
 @dataclass(frozen=True)
 class Pick:
     item_id: str
@@ -112,7 +120,7 @@ class Similar:
     items: tuple[Pick, ...]
     candidates: tuple[str, ...]
     note: str | None
-    counts: Counts
+    counts: PickCounts
     history_shown: int  # events of the history the prompt showed
     timed: bool  # the history window was cut by time (the history has timestamps), else by count
     template: str
@@ -144,7 +152,7 @@ async def similar(
     stamps = history.timestamps
     until = now if now is not None else float(stamps.max()) if stamps is not None and len(stamps) else None
     shown_history = recent(events, until, options.window)
-    counts = Counts()
+    counts = PickCounts()
     if not k:
         nothing = "the similar-items ranking found no candidate"
         return Similar(item_id, (), (), nothing, counts, len(shown_history), until is not None, "similar",
@@ -207,7 +215,7 @@ def _similar_schema(ids: tuple[str, ...], k: int) -> dict[str, Any]:
 
 
 def _checked_picks(
-    value: Any, shop: Shop, reasons: dict[int, tuple[Reason, ...]], k: int, counts: Counts, context: SimilarContext
+    value: Any, shop: Shop, reasons: dict[int, tuple[Reason, ...]], k: int, counts: PickCounts, context: SimilarContext
 ) -> list[Pick]:
     """The model's picks that name a candidate, once each, at most ``k``. A reason may state the candidate's
     fields, the viewed item's category and the preferences the prompt named (categories, brands); one that states

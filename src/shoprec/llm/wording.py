@@ -17,8 +17,8 @@ PHRASES: dict[Language, dict[str, str]] = {
     "en": {
         "intro": "Here is what I found for you:",
         "none": "Nothing in the catalog matches this request; try loosening one of its constraints.",
-        "fallback": "The assistant's wording is unavailable right now; here are the ranked items with the ranking's "
-        "reasons:",
+        "fallback": "(The assistant's comment is unavailable right now: the items above are the ranking's, with its "
+        "reasons.)",
         "not_stated": "Not stated in the product information.",
         "no_prices": "This catalog lists no prices, so the price limit could not be checked.",
         "no_brands": "This catalog lists no brands, so the brand request could not be checked.",
@@ -28,7 +28,7 @@ PHRASES: dict[Language, dict[str, str]] = {
     "zh": {
         "intro": "为你找到以下商品：",
         "none": "目录中没有符合这些条件的商品，可以放宽某个条件再试。",
-        "fallback": "助手暂时无法组织回答，以下是排序结果及排序给出的理由：",
+        "fallback": "（助手暂时无法评论：以上是排序结果及其理由。）",
         "not_stated": "商品信息中未提及（未说明）。",
         "no_prices": "该目录没有价格信息，无法按价格筛选。",
         "no_brands": "该目录没有品牌信息，无法按品牌筛选。",

@@ -230,19 +230,15 @@ class ShownItem(BaseModel):
     title: str | None
     price: float | None
     reason: str  # from the ranking's reasons and the item's own fields
-    note: str | None  # the model's phrasing, when it passed the grounding checks
-    source: Literal["llm", "ranking"]
 
 
 class GroundingCounts(BaseModel):
-    """What the checks removed or filled in: ids outside the retrieved set, unsupported claims, wrong language."""
+    """What the checks took out of the model's remark: sentences naming an id outside the items shown, making a
+    claim their fields do not support, or not in the shopper's language."""
 
     dropped_ids: int
-    repeated: int
     unsupported_claims: int
     wrong_language: int
-    echoed: int
-    filled: int
 
 
 class ChatTurn(BaseModel):
@@ -255,10 +251,11 @@ class ChatTurn(BaseModel):
     template: str
     template_version: int
     model: str
-    fallback: str | None  # why the model's wording is missing, when it is (the ranked items are still shown)
+    fallback: str | None  # why the model's remark is missing, when it is (the ranked items are still shown)
     notes: list[str]
     latency_ms: float
-    first_token_ms: float | None
+    first_token_ms: float  # until the first text (the items with the ranking's reasons) was ready
+    first_remark_ms: float | None  # until the model's first checked sentence was ready
 
 
 class AskIn(Strict):

@@ -59,12 +59,6 @@ class ReasonFacts:
 
 
 @dataclass(frozen=True)
-class RankedFacts:
-    item: ItemFacts
-    reasons: tuple[ReasonFacts, ...] = ()
-
-
-@dataclass(frozen=True)
 class SimilarContext:
     """Recommend ``k`` of ``candidates`` like ``viewed``, from the user's recent history and preferences."""
 
@@ -115,19 +109,18 @@ class RewriteContext:
 @dataclass(frozen=True)
 class ChatContext:
     """One assistant turn: the shopper's message, the constraints the ranking applied for it (the conversation's so
-    far), the items it retrieved, and what the ranking could not apply (``notes``). The answer picks up to
-    ``k`` items."""
+    far), the items it shows (already chosen: the model remarks on them, it picks none) and what the ranking could
+    not apply (``notes``)."""
 
     TEMPLATE: ClassVar[str] = "chat"
     message: str
     language: Language
     intent: Intent
-    items: tuple[RankedFacts, ...]
-    k: int = 3
+    items: tuple[ItemFacts, ...]
     notes: tuple[str, ...] = ()
 
     def allowed(self) -> tuple[str, ...]:
-        return tuple(ranked.item.item_id for ranked in self.items)
+        return tuple(item.item_id for item in self.items)
 
 
 @dataclass(frozen=True)

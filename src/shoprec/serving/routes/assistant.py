@@ -205,7 +205,8 @@ def _chat_turn(session: str, turn: Turn, model: str) -> ChatTurn:
         fallback=turn.fallback,
         notes=list(turn.notes),
         latency_ms=turn.latency_s * 1e3,
-        first_token_ms=None if turn.first_token_s is None else turn.first_token_s * 1e3,
+        first_token_ms=turn.first_token_s * 1e3,
+        first_remark_ms=None if turn.first_remark_s is None else turn.first_remark_s * 1e3,
     )
 
 
