@@ -6,12 +6,13 @@ starts on the next turn of the event loop with every request parsed by then, and
 forms the next batch. An idle server therefore answers a lone request at once, and a busy one batches exactly what
 queued up while it was busy.
 
-A batch runs in a worker thread, and the event loop first waits for it for at most ``lend_s`` (2 ms). Why wait:
+A batch runs in a worker thread, and the event loop first waits for it for at most ``lend_s`` (10 ms). Why wait:
 torch and NumPy release the GIL around every operation, so a batch running beside a busy event loop hands the GIL
-back and forth hundreds of times per batch; on one worker that cost a quarter of the feed's throughput (602 -> 530
-req/s, docs/results/serving/2026-11-30-*). While the loop waits it holds no GIL, so a usual batch (1-3 ms) runs as
-if alone. A slow batch (a blocked store read, a big model) stalls the loop for ``lend_s`` at most, then finishes in
-the background while the loop serves everything else.
+back and forth hundreds of times per batch. While the loop waits it holds no GIL, so a usual batch runs as if alone.
+The lend covers a usual batch: on 2 AMD EPYC cores a batch of 8 feeds took 5-10 ms, so with a 2 ms lend 64% of
+the batches outlasted it and one worker served 462 feeds/s against 692 with 10 ms (5 ms: 584; the code before the
+worker thread: 663; docs/benchmarks.md). A slow batch (a blocked store read, a big model) stalls the loop for
+``lend_s`` at most, then finishes in the background while the loop serves everything else.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Result = TypeVar("Result")
 logger = logging.getLogger(__name__)
 
 
-LEND_S = 0.002  # how long the event loop waits for a batch before it goes back to other requests
+LEND_S = 0.010  # how long the event loop waits for a batch before it goes back to other requests
 
 
 class MicroBatcher(Generic[Request, Result]):
