@@ -5,7 +5,10 @@ Starts the server on a free port with a fresh store seeded from the Beauty data,
   feed, open loop:   requests on a fixed timetable (--rate), latency from the SCHEDULED send time, so time spent
                      queued behind a slow server counts (no coordinated omission);
   ingest:            POST /v1/events, 1,000 events a batch, acknowledged only after the durable commit; the store
-                     must then hold exactly the acknowledged number of new events.
+                     must then hold exactly the acknowledged number of new events;
+  with --llm local:  search, open loop (--search-rate), then feed and search open loops again while one client
+                     keeps the assistant busy (POST /v1/chat, zh and en, one after another): the chat must not
+                     slow the feed or search down. Chat turns are measured too.
 The client is one asyncio thread speaking minimal HTTP/1.1 (Content-Length bodies only), cheap enough not to be
 the bottleneck; it still shares the machine's cores with the server, which the report says (--pin both: measured
 both unpinned and with the server, all its worker processes, on CPU 0 and the client on CPU 1).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -191,6 +195,21 @@ def feed_check(status: int, _body: bytes) -> tuple[bool, int]:
     return status == 200, int(status == 200)
 
 
+def chat_check(status: int, body: bytes) -> tuple[bool, int]:
+    """A turn that showed items; one whose remark timed out still counts (the items are the answer)."""
+    return status == 200 and bool(json.loads(body)["items"]), int(status == 200)
+
+
+CHAT_MESSAGES = (
+    "A moisturizer for dry skin under $30",
+    "适合干性皮肤的保湿霜",
+    "Shampoo for curly hair",
+    "有没有好用的指甲油？",
+    "A gift set of perfume",
+    "推荐一些防晒霜",
+)
+
+
 def ingest_check(batch: int) -> Check:
     def check(status: int, body: bytes) -> tuple[bool, int]:
         if status != 200:
@@ -305,8 +324,11 @@ def health(port: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], port: int, log: Path, timeout: float) -> Iterator[int]:
-    """`shoprec serve` running and healthy; stopped (SIGINT, then SIGKILL) however the block ends."""
+def serving(
+    command: list[str], env: dict[str, str], port: int, log: Path, timeout: float, workers: int
+) -> Iterator[int]:
+    """`shoprec serve` running, healthy and every worker started (a worker still loading when the connections open
+    leaves them all to the others); stopped (SIGINT, then SIGKILL) however the block ends."""
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -318,9 +340,11 @@ def serving(command: list[str], env: dict[str, str], port: int, log: Path, timeo
                 raise SystemExit(f"no /health after {timeout:.0f} s; see {log}")
             try:
                 health(port)
-                break
+                if log.read_bytes().count(b"Application startup complete") >= workers:
+                    break
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         yield process.pid
     finally:
         if process.poll() is None:
@@ -437,6 +461,9 @@ async def phases(args: argparse.Namespace, port: int, pid: int, key: str, count:
         print(f"feed, open loop, {args.rate:g} req/s, {label} ...", flush=True)
         run = await open_loop(port, pid, feed, feed_check, args.rate, args.open_connections, args.warmup, args.duration)
         show(summarise("feed open loop", run, pinned, args.open_connections, f"{args.rate:g}/s"))
+    if args.llm != "none":
+        place(False)
+        await with_chat(args, port, pid, key, rng, users, feed, show)
     for pinned in modes if args.ingest_connections else []:
         label = place(pinned)
         print(f"ingest, {args.batch:,} events a batch, {args.ingest_connections} connections, {label} ...", flush=True)
@@ -452,6 +479,50 @@ async def phases(args: argparse.Namespace, port: int, pid: int, key: str, count:
     return rows
 
 
+async def with_chat(
+    args: argparse.Namespace,
+    port: int,
+    pid: int,
+    key: str,
+    rng: random.Random,
+    users: list[str],
+    feed: Callable[[], bytes],
+    show: Callable[[Row], None],
+) -> None:
+    """Feed and search open loops without, then with, one client sending chat turns back to back."""
+    queries = [get(f"/v1/search?k=10&q={urllib.parse.quote(q)}", port) for q in SEARCHES]
+    chats = [
+        post("/v1/chat", port, json.dumps({"message": m, "user_id": rng.choice(users)}).encode(), key)
+        for m in CHAT_MESSAGES
+    ]
+    turns = iter(itertools.cycle(chats))
+
+    def search() -> bytes:
+        return rng.choice(queries)
+
+    def chat() -> bytes:
+        return next(turns)
+
+    loads = (("feed", feed, args.rate), ("search", search, args.search_rate))
+    print(f"search, open loop, {args.search_rate:g} req/s, alone ...", flush=True)
+    run = await open_loop(port, pid, search, feed_check, args.search_rate, args.open_connections, args.warmup,
+                          args.duration)  # fmt: skip
+    show(summarise("search open loop", run, False, args.open_connections, f"{args.search_rate:g}/s"))
+    for name, requests, rate in loads:
+        print(f"{name}, open loop, {rate:g} req/s, while chat turns run ...", flush=True)
+        loaded, chatted = await asyncio.gather(
+            open_loop(port, pid, requests, feed_check, rate, args.open_connections, args.warmup, args.duration),
+            closed_loop(port, pid, chat, chat_check, 1, args.warmup, args.duration),
+        )
+        show(summarise(f"{name} open loop + chat", loaded, False, args.open_connections, f"{rate:g}/s"))
+        row = summarise(f"chat during {name}", chatted, False, 1, "max")
+        row.note = "one client, turns back to back; latency per turn"
+        show(row)
+
+
+SEARCHES = ("red nail polish", "shampoo for dry hair", "sunscreen spf 50", "lipstick under $20", "hair dryer", "面霜")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Path("runs/demo/sasrec"))
@@ -461,8 +532,9 @@ def main() -> None:
     parser.add_argument("--search-encoder", choices=["e5", "minilm"], default="e5")
     parser.add_argument("--workers", type=int, default=2, help="server processes (shoprec serve --workers)")
     parser.add_argument(
-        "--llm", choices=["none", "local"], default="none", help="the assistant's LLM (the phases here never call it)"
+        "--llm", choices=["none", "local"], default="none", help="the assistant's LLM; local adds the chat phases"
     )
+    parser.add_argument("--search-rate", type=float, default=50.0, help="requests/s of the search open loop")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before each measured phase")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
     parser.add_argument("--concurrency", type=int, default=8, help="connections of the closed loop")
@@ -489,6 +561,7 @@ def main() -> None:
     header = machine()
     port, key = free_port(), secrets.token_urlsafe(24)
     env = os.environ | {"SHOPREC_API_KEY": key, "SHOPREC_PSEUDONYM_KEY": secrets.token_hex(32)}
+    env["SHOPREC_LLM_BACKEND"] = args.llm  # not the --llm flag: code from before the flag can be measured too
     with (
         tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch,
         database(args.database_url, Path(scratch)) as db,
@@ -496,11 +569,11 @@ def main() -> None:
         url, count = db
         command = [str(BIN / "shoprec"), "serve", "--model-dir", str(args.model_dir), "--data", str(args.data)]
         command += ["--database-url", url, "--port", str(port), "--cache-dir", str(args.cache_dir)]
-        command += ["--search-encoder", args.search_encoder, "--workers", str(args.workers), "--llm", args.llm]
+        command += ["--search-encoder", args.search_encoder, "--workers", str(args.workers)]
         print(
             f"starting {shlex.join(command)}\n  (seeds the fresh store; a cold encoder cache takes minutes)", flush=True
         )
-        with serving(command, env, port, log, args.startup_timeout) as pid:
+        with serving(command, env, port, log, args.startup_timeout, args.workers) as pid:
             info = health(port)
             print(f"healthy: {info}", flush=True)
             check_personal(port, args.data)
@@ -516,7 +589,7 @@ def main() -> None:
             f"- server: `shoprec serve --workers {args.workers}` (uvicorn, uvloop + httptools), model "
             f"{info['model_version']}, "
             f"{info['items']:,} items, fresh store {info['store']} seeded with {info['events']:,} events, "
-            f"search encoder {args.search_encoder}",
+            f"search encoder {args.search_encoder}, assistant LLM {info.get('llm', 'none')}",
             "- client: this script, one asyncio thread, keep-alive HTTP/1.1. It shares the CPUs with the server "
             "(and with anything else running); `pinned` rows put the server on CPU 0 and the client on CPU 1.",
             f"- each phase: {args.warmup:g} s warm-up, then {args.duration:g} s measured. Feed: `GET "

@@ -38,6 +38,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.sources import load_source
 from shoprec.encoders.cache import encode_catalog
 from shoprec.encoders.text import HashingEncoder
+from shoprec.evaluation.provenance import git_commit, machine, utc_now
 from shoprec.llm.assistant import AssistantOptions, History, Shop, Turn, chat_stream
 from shoprec.llm.backends import ChatBackend, open_backend
 from shoprec.llm.prompts import Prompts
@@ -342,10 +343,13 @@ def main() -> None:
         async with open_backend(settings) as llm:
             return await run(shop, chosen, histories, llm, options)
 
-    started = time.perf_counter()
+    started, date, host = time.perf_counter(), utc_now(), machine()  # the load average before the run
     records = asyncio.run(go())
     result = {
         "command": "scripts/eval_chat.py " + " ".join(f"{k}={v}" for k, v in vars(args).items() if v is not None),
+        "date": date,
+        "commit": git_commit(),
+        "machine": host,
         "model": args.llm_model,
         "conversations_built": len(conversations),
         "conversations_run": len(chosen),

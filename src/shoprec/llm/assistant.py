@@ -1,11 +1,12 @@
-"""The shopping assistant's chat turn: understand the message (or refine the previous turn's intent for a
-follow-up), retrieve and rank through the search ranker within the intent's constraints (blended with the user's
-feed), then let the model phrase an answer that may name only the retrieved items (``answer.py`` checks it).
+"""The shopping assistant's chat turn: read the message (or refine the previous turn's intent for a follow-up),
+put its words into the catalog's language when they are in the other one, retrieve and rank through the search
+ranker within the intent's constraints (blended with the user's feed), show the top items with the ranking's
+reasons at once, then the model's short remark on them, checked sentence by sentence (``answer.py``).
 
 Everything a call reads comes in as arguments (serving and the command line pass them): the chat backend, the
 prompts, one catalog snapshot with its rankers (``Shop``) and the user's history. Without a backend every call
-raises ``LLMUnavailable``; when the model times out or writes no usable answer, the turn still shows the ranked
-items with the ranking's reasons and says that the assistant's wording is unavailable.
+raises ``LLMUnavailable``; when the model times out or writes nothing usable, the items stand and the turn says
+that the assistant's remark is unavailable.
 """
 
 from __future__ import annotations

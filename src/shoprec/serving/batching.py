@@ -10,9 +10,9 @@ A batch runs in a worker thread, and the event loop first waits for it for at mo
 torch and NumPy release the GIL around every operation, so a batch running beside a busy event loop hands the GIL
 back and forth hundreds of times per batch. While the loop waits it holds no GIL, so a usual batch runs as if alone.
 The lend covers a usual batch: on 2 AMD EPYC cores a batch of 8 feeds took 5-10 ms, so with a 2 ms lend 64% of
-the batches outlasted it and one worker served 462 feeds/s against 692 with 10 ms (5 ms: 584; the code before the
-worker thread: 663; docs/benchmarks.md). A slow batch (a blocked store read, a big model) stalls the loop for
-``lend_s`` at most, then finishes in the background while the loop serves everything else.
+the batches outlasted it and one worker served 462 feeds/s against 692 with 10 ms (5 ms: 584; docs/benchmarks.md).
+A slow batch (a blocked store read, a big model) stalls the loop for ``lend_s`` at most, then finishes in the
+background while the loop serves everything else.
 """
 
 from __future__ import annotations
