@@ -561,7 +561,7 @@ def main() -> None:
     header = machine()
     port, key = free_port(), secrets.token_urlsafe(24)
     env = os.environ | {"SHOPREC_API_KEY": key, "SHOPREC_PSEUDONYM_KEY": secrets.token_hex(32)}
-    env["SHOPREC_LLM_BACKEND"] = args.llm  # not the --llm flag: code from before the flag can be measured too
+    env["SHOPREC_LLM_BACKEND"] = args.llm
     with (
         tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch,
         database(args.database_url, Path(scratch)) as db,
