@@ -332,7 +332,7 @@ def answer_writer(
         [*(_texts(r.facts) for r in retrieval.items), *(shop.items.title(int(i)) for i in recent), message],
         [*shop.terms.brands, *shop.terms.categories],
     )
-    return AnswerWriter(retrieval.intent, retrieval.items[: options.show], checker, retrieval.notes)
+    return AnswerWriter(retrieval.intent, retrieval.items[: options.show], checker, retrieval.notes, message)
 
 
 def _request(intent: Intent, query: str, history: History, shop: Shop, k: int) -> Request:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shoprec.llm.answer import Counts, language_of
+from shoprec.llm.answer import language_of
 from shoprec.llm.assistant import DEFAULT_OPTIONS, AssistantOptions, History, Shop, messages_of, require
 from shoprec.llm.backends import ChatBackend
 from shoprec.llm.errors import LLMBadOutput, LLMTimeout
@@ -95,10 +95,13 @@ async def ask(
 
 
 @dataclass
-class PickCounts(Counts):
-    """The checks of a chat remark, and what the model's picks needed."""
+class PickCounts:
+    """What the checks took out of the model's picks, and what the ranking filled in."""
 
+    dropped_ids: int = 0  # picks outside the candidates
     repeated: int = 0  # picks of an item already picked, or past the number wanted
+    unsupported_claims: int = 0  # reasons dropped for a claim the item's fields do not support
+    wrong_language: int = 0  # reasons not in English, dropped
     filled: int = 0  # items filled in from the ranking's order after the model's picks
 
 

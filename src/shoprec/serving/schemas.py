@@ -234,11 +234,12 @@ class ShownItem(BaseModel):
 
 class GroundingCounts(BaseModel):
     """What the checks took out of the model's remark: sentences naming an id outside the items shown, making a
-    claim their fields do not support, or not in the shopper's language."""
+    claim their fields do not support, not in the shopper's language, or only repeating the prompt or message."""
 
     dropped_ids: int
     unsupported_claims: int
     wrong_language: int
+    echoed: int  # sentences that only recited an item's line or the shopper's message
 
 
 class ChatTurn(BaseModel):
