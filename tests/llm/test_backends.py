@@ -196,13 +196,14 @@ def test_none_backend_answers_unavailable() -> None:
     asyncio.run(ask())
 
 
-def test_chat_once_starts_and_stops_its_own_local_server(server: LocalServer, llm_settings: LLMSettings) -> None:
-    """The CLI path: settings in, answer out; the same greedy answer as the session's server (same settings) gives.
+def test_chat_once_starts_and_stops_its_own_local_server(llm_settings: LLMSettings) -> None:
+    """The CLI path: settings in, answer out, from a server of its own each time, so the same greedy answer twice.
 
-    The settings must match: another slot count changes llama.cpp's kernels, and greedy text with them on some CPUs.
-    """
-    expected = with_chat(llm_settings, server.base_url, lambda chat: chat.chat(HELLO, GREEDY))
-    assert chat_once(llm_settings, HELLO, GREEDY).text == expected.text
+    Not compared with the session's server: its slots reuse cached prompt prefixes, which on some CPUs (AMD EPYC)
+    changes the greedy text."""
+    first = chat_once(llm_settings, HELLO, GREEDY)
+    assert first.text.strip() and first.model == llm_settings.model
+    assert chat_once(llm_settings, HELLO, GREEDY).text == first.text
 
 
 def test_settings_refuse_what_cannot_work() -> None:
