@@ -28,6 +28,14 @@ def _niceness(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _policies(pid: int) -> set[int]:
+    """The scheduling policy of every thread of ``pid`` (field 41 of /proc/<pid>/task/<tid>/stat)."""
+    return {
+        int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[38])
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -48,6 +56,7 @@ def test_the_sidecar_answers_at_lower_priority_and_stops(llm_settings: LLMSettin
         )
         assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
         assert _niceness(process.pid) == _niceness(os.getpid()) + 7
+        assert _policies(process.pid) == {os.SCHED_IDLE}  # llama.cpp's threads included
     assert process.poll() is not None
 
 
