@@ -23,6 +23,8 @@ from shoprec.data.dataset import Dataset
 from shoprec.encoders.item_text import catalog_texts
 from shoprec.encoders.text import MiniLMEncoder, normalise
 from shoprec.evaluation.ledger import LEDGER_ENV
+from shoprec.llm.backends import ChatResult, Usage
+from shoprec.llm.errors import LLMTimeout
 from shoprec.llm.local import LocalServer
 from shoprec.llm.models import KNOWN_MODELS
 from shoprec.llm.settings import LLMSettings
@@ -207,3 +209,21 @@ def server(llm_settings: LLMSettings) -> Iterator[LocalServer]:
         missing("the local LLM backend needs: pip install 'shoprec[llm]'")
     with LocalServer.from_settings(llm_settings) as local:
         yield local
+
+
+class Translator:
+    """A backend that rewrites every query to "nail polish" and writes no answers in time: the rewrite's wiring in
+    search and chat, whatever the model (rewrites run against real servers in tests/llm/test_rewrite.py and
+    docs/llm.md)."""
+
+    model = "translator"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def chat(self, messages: object, options: object = None) -> ChatResult:
+        self.calls += 1
+        return ChatResult("nail polish", "stop", Usage(prompt_tokens=1, completion_tokens=2), self.model, 0.0)
+
+    def stream(self, *args: object) -> None:
+        raise LLMTimeout("the translator writes no answers")

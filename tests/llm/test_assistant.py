@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import Translator
 from shoprec.data.dataset import Dataset
 from shoprec.llm.answer import REMARK_SENTENCES
 from shoprec.llm.assistant import (
@@ -22,7 +23,7 @@ from shoprec.llm.assistant import (
     chat_turn,
     retrieve,
 )
-from shoprec.llm.backends import ChatOptions, ChatResult, OpenAIChat, UnavailableChat, Usage
+from shoprec.llm.backends import ChatOptions, OpenAIChat, UnavailableChat
 from shoprec.llm.errors import LLMTimeout, LLMUnavailable
 from shoprec.llm.grounding import complete_sentences
 from shoprec.llm.intent import parse
@@ -60,23 +61,6 @@ def _turns(shop: Shop, messages: list[str], history: History, settings: LLMSetti
         return turns
 
     return with_chat(settings, base_url, talk)
-
-
-class Translator:
-    """A backend that rewrites every query to "nail polish" and answers nothing else in time: the chat turn's
-    wiring, whatever the model (rewrites run against real servers in test_rewrite.py)."""
-
-    model = "translator"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def chat(self, messages: object, options: object = None) -> ChatResult:
-        self.calls += 1
-        return ChatResult("nail polish", "stop", Usage(prompt_tokens=1, completion_tokens=2), self.model, 0.0)
-
-    def stream(self, *args: object) -> None:
-        raise LLMTimeout("the translator writes no answers")
 
 
 # ---- grounding, on crafted answers (no model) --------------------------------------------------------------------

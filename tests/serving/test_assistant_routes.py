@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from conftest import Translator
 from shoprec.data.dataset import Dataset
-from shoprec.llm.backends import ChatResult, Usage
 from shoprec.llm.local import LocalServer
 from shoprec.llm.settings import LLMSettings
 from shoprec.llm.wording import phrase
@@ -130,20 +130,6 @@ def test_without_an_llm_the_assistant_answers_503_and_the_feed_still_works(
         assert why in refused.json()["error"]["message"]
         assert client.get("/v1/users/anyone/recommendations").status_code == 200
         assert client.get("/health").json()["llm"] == f"unavailable: {why}"
-
-
-class Translator:
-    """A backend that rewrites every query to "nail polish": what the search route does with a rewrite, whatever
-    the model (the rewrite itself runs against real servers in tests/llm/test_rewrite.py and docs/llm.md)."""
-
-    model = "translator"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def chat(self, messages: object, options: object = None) -> ChatResult:
-        self.calls += 1
-        return ChatResult("nail polish", "stop", Usage(prompt_tokens=1, completion_tokens=2), self.model, 0.0)
 
 
 def test_a_chinese_search_is_searched_as_the_llm_rewrote_it_and_cached(client: TestClient) -> None:
