@@ -495,7 +495,7 @@ async def with_chat(
         post("/v1/chat", port, json.dumps({"message": m, "user_id": rng.choice(users)}).encode(), key)
         for m in CHAT_MESSAGES
     ]
-    turns = iter(itertools.cycle(chats))
+    turns = itertools.cycle(chats)
 
     def search() -> bytes:
         return rng.choice(queries)

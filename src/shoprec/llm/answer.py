@@ -6,6 +6,7 @@ stream never shows an unchecked word.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,9 +98,15 @@ class AnswerWriter:
         """The language of the model's remark as written, names set aside (None: it wrote none)."""
         return language_of(" ".join(self.read), self._everything.words) if self.read else None
 
-    @property
+    @functools.cached_property
     def _everything(self) -> Evidence:
+        """What the shown items' fields hold (the items are fixed when the writer is made)."""
         return Evidence().union(entry.evidence for entry in self.items)
+
+    @functools.cached_property
+    def _support(self) -> Evidence:
+        """What a remark may state: the shown items' fields and the request's constraints."""
+        return _constraint_evidence(self.intent) | self._everything
 
     def listing(self) -> str:
         """The opening ("nothing matched" without items) and the ranking's notes, then one line per item."""
@@ -115,14 +122,12 @@ class AnswerWriter:
         if _echoes(sentence, self.message):
             self.counts.echoed += 1
             return None
-        everything = self._everything
-        support = _constraint_evidence(self.intent) | everything
-        checked = self.checker.check(sentence, support, [entry.facts.item_id for entry in self.items])
+        checked = self.checker.check(sentence, self._support, [entry.facts.item_id for entry in self.items])
         self.counts.dropped_ids += len(checked.dropped_ids)
         self.counts.unsupported_claims += len(checked.unsupported)
         if not checked.text:
             return None
-        if not speaks(checked.text, self.language, everything.words):
+        if not speaks(checked.text, self.language, self._everything.words):
             self.counts.wrong_language += 1
             return None
         self.remarks += 1

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shoprec.llm.backends import ChatBackend, UnavailableChat
-from shoprec.llm.rewrite import RewriteCache
+from shoprec.llm.rewrite import REWRITE_OPTIONS, RewriteCache
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.metrics import Metrics
 from shoprec.serving.pipeline import Pipeline
@@ -35,8 +35,10 @@ class Runtime:
         self.metrics = Metrics(count_events=lambda: self.store.count_events())
         self.model_dir = settings.model_dir
         self._catalog_lock = threading.Lock()
-        # Search rewrites of non-English queries, kept across restarts next to the encoder cache.
+        # Rewrites of queries in the other language than the catalog's (search and chat), kept across restarts next
+        # to the encoder cache, and the decoding they are asked with: the settings' time budget.
         self.rewrites = RewriteCache(path=settings.cache_dir / "rewrites.sqlite3")
+        self.rewrite_options = REWRITE_OPTIONS.model_copy(update={"time_budget_s": settings.rewrite_budget_s})
 
     def start(self) -> None:
         self.store = Store(self.settings.database_url)

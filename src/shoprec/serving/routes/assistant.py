@@ -22,7 +22,6 @@ from shoprec.llm.backends import ChatBackend
 from shoprec.llm.errors import LLMBadOutput, LLMBadRequest, LLMTimeout, LLMUnavailable
 from shoprec.llm.product import ask, similar
 from shoprec.llm.prompts import Prompts
-from shoprec.llm.rewrite import REWRITE_OPTIONS
 from shoprec.serving.deps import ID_LENGTH, Reads, User, as_json, get_pipeline, get_runtime, path_user, pseudonymous
 from shoprec.serving.errors import ApiError, documented
 from shoprec.serving.pipeline import Pipeline
@@ -87,8 +86,7 @@ async def chat(
     stored = None if body.session_id is None else await asyncio.to_thread(pipeline.store.last_chat_turn, session, owner)
     previous = None if stored is None else FollowUp.from_json(stored)
     history = await asyncio.to_thread(pipeline.assistant_history, shop, None if user is None else user.id)
-    budget = REWRITE_OPTIONS.model_copy(update={"time_budget_s": runtime.settings.rewrite_budget_s})
-    options = AssistantOptions(rewrite=budget)
+    options = AssistantOptions(rewrite=runtime.rewrite_options)
     pieces = chat_stream(body.message, previous, shop, history, llm, PROMPTS, options, runtime.rewrites)
 
     async def finish(turn: Turn) -> ChatTurn:

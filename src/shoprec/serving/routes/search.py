@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from shoprec.llm.backends import UnavailableChat
 from shoprec.llm.prompts import Prompts
-from shoprec.llm.rewrite import REWRITE_OPTIONS, rewrite
+from shoprec.llm.rewrite import rewrite
 from shoprec.serving.deps import Reads, User, as_json, feed_k, get_pipeline, get_runtime, query_user
 from shoprec.serving.errors import documented
 from shoprec.serving.pipeline import Pipeline
@@ -37,9 +37,8 @@ async def search(
     A query in another language than the catalog's (Chinese on an English catalog) is first rewritten by the
     assistant's LLM: cached, within a few seconds at most, and searched as written when no LLM answers in time."""
     llm = None if isinstance(runtime.llm, UnavailableChat) else runtime.llm
-    budget = REWRITE_OPTIONS.model_copy(update={"time_budget_s": runtime.settings.rewrite_budget_s})
     target = pipeline.shop().language
-    rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, target=target, options=budget)
+    rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, target=target, options=runtime.rewrite_options)
     searched = rewritten.text if rewritten.text != q else None
     result = await asyncio.to_thread(lambda: pipeline.search(q, k, None if user is None else user.id, searched))
     runtime.metrics.items_served.labels(route="search").inc(len(result.items))
