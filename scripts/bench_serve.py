@@ -200,6 +200,9 @@ def chat_check(status: int, body: bytes) -> tuple[bool, int]:
     return status == 200 and bool(json.loads(body)["items"]), int(status == 200)
 
 
+SEARCHES = ("red nail polish", "shampoo for dry hair", "sunscreen spf 50", "lipstick under $20", "hair dryer", "面霜")
+
+
 CHAT_MESSAGES = (
     "A moisturizer for dry skin under $30",
     "适合干性皮肤的保湿霜",
@@ -518,9 +521,6 @@ async def with_chat(
         row = summarise(f"chat during {name}", chatted, False, 1, "max")
         row.note = "one client, turns back to back; latency per turn"
         show(row)
-
-
-SEARCHES = ("red nail polish", "shampoo for dry hair", "sunscreen spf 50", "lipstick under $20", "hair dryer", "面霜")
 
 
 def main() -> None:
