@@ -92,7 +92,10 @@ def test_averaging_both_listings_scores_an_item_the_same_wherever_it_is_listed(
     both = llm_scores(listed, "both", calibrate=True), llm_scores(flipped, "both", calibrate=True)[::-1]
     forward = llm_scores(listed, "forward", calibrate=True), llm_scores(flipped, "forward", calibrate=True)[::-1]
     np.testing.assert_allclose(both[0], both[1], atol=0.2)
-    assert np.abs(forward[0] - forward[1]).max() > 0.5
+    # Listed forward only, some item's score moves with its place by well past that float noise (seen: 0.50 to 0.72
+    # against 0.04 to 0.06 averaged over both listings).
+    moved, noise = np.abs(forward[0] - forward[1]).max(), np.abs(both[0] - both[1]).max()
+    assert moved > max(0.3, 3 * noise)
     tied = np.zeros(len(items))  # equal base scores: the order is the LLM's alone
     one = stage.rerank(requests[0], items, head, tied)[0].tolist()
     other = stage.rerank(requests[0], items, head[::-1], tied)[0].tolist()
