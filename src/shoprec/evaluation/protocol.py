@@ -96,7 +96,7 @@ def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.nd
 
     Works on a copy: a model may hand back a view of its own state, which masking in place would corrupt.
     The order is total: score descending, then lower item index, so the result never depends on how
-    ``argpartition`` splits ties. Slots beyond a row's valid items (everything else masked or scored -inf)
+    ``partition`` splits ties. Slots beyond a row's valid items (everything else masked or scored -inf)
     hold PADDING (0), never a masked item; callers that show lists drop them.
     """
     scores = np.asarray(scores)
@@ -113,25 +113,19 @@ def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.nd
         if len(exclude) != n_rows:
             raise ValueError(f"exclude has {len(exclude)} rows for {n_rows} score rows")
         masked[np.repeat(np.arange(n_rows), exclude.lengths()), exclude.items] = -np.inf
-    candidates = np.argpartition(masked, width - k, axis=1)[:, width - k :]
-    _settle_ties(masked, candidates)
+    cut = np.partition(masked, width - k, axis=1)[:, width - k, None]  # (B, 1): each row's k-th best score
+    kept = masked >= cut  # the best k of each row, and every item tied with its k-th
+    if np.count_nonzero(kept) > n_rows * k:  # a row has more tied at its cut than fit: keep the lowest indices
+        counts = np.count_nonzero(kept, axis=1)
+        for row in np.flatnonzero(counts > k):
+            tied = np.flatnonzero(masked[row] == cut[row])
+            kept[row, tied[k - (counts[row] - len(tied)) :]] = False
+    candidates = np.flatnonzero(kept).reshape(n_rows, k) - width * np.arange(n_rows)[:, None]
     values = np.take_along_axis(masked, candidates, axis=1)
     order = np.lexsort((candidates, -values), axis=1)
     ranked = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
     ranked[np.take_along_axis(values, order, axis=1) == -np.inf] = PADDING
     return ranked
-
-
-def _settle_ties(masked: np.ndarray, candidates: np.ndarray) -> None:
-    """Where items tie at the cut, argpartition keeps an arbitrary subset; keep the lowest indices instead."""
-    k = candidates.shape[1]
-    cut = np.take_along_axis(masked, candidates, axis=1).min(axis=1, keepdims=True)
-    n_above = (masked > cut).sum(axis=1)
-    n_tied = (masked == cut).sum(axis=1)
-    for row in np.flatnonzero(n_above + n_tied > k):
-        above = np.flatnonzero(masked[row] > cut[row])
-        tied = np.flatnonzero(masked[row] == cut[row])[: k - len(above)]
-        candidates[row] = np.concatenate([above, tied])
 
 
 def rank(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,13 +178,20 @@ class TrainableRecommender(Recommender, Generic[BatchT]):
         """
 
 
+_SUBMODULES: weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.nn.Module, ...]] = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def evaluating(network: torch.nn.Module) -> Iterator[None]:
     """Run ``network`` for inference: eval mode (no dropout) under ``torch.inference_mode``, then every submodule
-    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. For SASRec's
-    33 modules, checking the modes costs ~17 us and switching them ~60 us each way, paid only from train mode."""
-    modes = [(module, module.training) for module in network.modules()]
-    switch = any(training for _, training in modes)
+    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. A network's
+    submodules are listed once (walking SASRec's 33 took ~19 us, a fifth of a served feed's model time; a built
+    network does not change shape); switching modes costs ~60 us each way, paid only from train mode."""
+    modules = _SUBMODULES.get(network)
+    if modules is None:
+        modules = _SUBMODULES[network] = tuple(network.modules())
+    modes = [module.training for module in modules]
+    switch = any(modes)
     if switch:
         network.eval()
     try:
@@ -191,7 +199,7 @@ def evaluating(network: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         if switch:
-            for module, training in modes:
+            for module, training in zip(modules, modes, strict=True):
                 module.training = training
 
 

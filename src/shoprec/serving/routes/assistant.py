@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
@@ -22,7 +22,17 @@ from shoprec.llm.backends import ChatBackend
 from shoprec.llm.errors import LLMBadOutput, LLMBadRequest, LLMTimeout, LLMUnavailable
 from shoprec.llm.product import ask, similar
 from shoprec.llm.prompts import Prompts
-from shoprec.serving.deps import ID_LENGTH, Reads, User, as_json, get_pipeline, get_runtime, path_user, pseudonymous
+from shoprec.serving.deps import (
+    ID_LENGTH,
+    Reads,
+    User,
+    as_json,
+    get_pipeline,
+    get_runtime,
+    path_user,
+    pseudonymous,
+    runtime_of,
+)
 from shoprec.serving.errors import ApiError, documented
 from shoprec.serving.pipeline import Pipeline
 from shoprec.serving.runtime import Runtime
@@ -44,8 +54,8 @@ ANONYMOUS = ""  # the stored owner of an anonymous conversation: its session id 
 LLM_STATUSES = (502, 503, 504)
 
 
-async def get_llm(runtime: Annotated[Runtime, Depends(get_runtime)]) -> ChatBackend:
-    return runtime.llm
+async def get_llm(request: Request) -> ChatBackend:
+    return runtime_of(request).llm
 
 
 @contextmanager
