@@ -91,8 +91,11 @@ class EvalResult:
         )
 
 
-def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.ndarray:
-    """(B, k) int64 item indices by descending score, padding and each row's ``exclude`` items masked.
+def top_k(
+    scores: np.ndarray, k: int, exclude: Sequences | None = None, allowed: np.ndarray | None = None
+) -> np.ndarray:
+    """(B, k) int64 item indices by descending score; padding, each row's ``exclude`` items and, with ``allowed``
+    ((B, n_items) bool), the items it marks False are masked.
 
     Works on a copy: a model may hand back a view of its own state, which masking in place would corrupt.
     The order is total: score descending, then lower item index, so the result never depends on how
@@ -113,6 +116,8 @@ def top_k(scores: np.ndarray, k: int, exclude: Sequences | None = None) -> np.nd
         if len(exclude) != n_rows:
             raise ValueError(f"exclude has {len(exclude)} rows for {n_rows} score rows")
         masked[np.repeat(np.arange(n_rows), exclude.lengths()), exclude.items] = -np.inf
+    if allowed is not None:
+        np.copyto(masked, -np.inf, where=~allowed)  # a third of np.where's time over 12k items
     cut = np.partition(masked, width - k, axis=1)[:, width - k, None]  # (B, 1): each row's k-th best score
     kept = masked >= cut  # the best k of each row, and every item tied with its k-th
     if np.count_nonzero(kept) > n_rows * k:  # a row has more tied at its cut than fit: keep the lowest indices

@@ -64,11 +64,14 @@ class FeedReasons:
         kept = np.take_along_axis(similarity, order, axis=1)
         shares = kept / np.maximum(kept.sum(axis=1, keepdims=True), np.finfo(kept.dtype).tiny)
         out = []
+        sources = recent.tolist()
         for columns, row_shares in zip(order.tolist(), shares.tolist(), strict=True):
             reasons = tuple(
-                Reason(kind="history", share=share, item=int(recent[j]), detail=detail)
-                for j, share in zip(columns, row_shares, strict=True)
-                if share > 0
+                [
+                    Reason(kind="history", share=share, item=sources[j], detail=detail)
+                    for j, share in zip(columns, row_shares, strict=True)
+                    if share > 0
+                ]
             )
             # nothing in the history points at it on its own: the history as a whole does
             out.append(reasons or (Reason(kind="history", share=1.0, detail="the user's history as a whole"),))

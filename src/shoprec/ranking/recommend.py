@@ -60,7 +60,7 @@ class Ranker:
         scores = self.scorer.score(requests, items, allowed)
         pools = [max([request.k, *(r.pool(request.k) for r in self.rerankers)]) for request in requests]
         width = min(max(pools), len(items) - 1)
-        best = top_k(np.where(allowed, scores.total, -np.inf), width)  # (B, width), PADDING past the allowed ones
+        best = top_k(scores.total, width, allowed=allowed)  # (B, width), PADDING past the allowed ones
         out = []
         for b, request in enumerate(requests):
             chosen = best[b][best[b] != PADDING][: pools[b]]

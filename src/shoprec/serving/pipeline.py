@@ -173,7 +173,7 @@ class Pipeline:
             score=occluded.score,
             rank=rank,
             method=OCCLUSION if personal else "popularity: the user has no usable history",
-            reasons=[_reason(items, r) for r in (occluded.reasons if personal else (popular(),))],
+            reasons=_reasons(items, occluded.reasons if personal else (popular(),), {}),
         )
 
     def ingest(self, events: Sequence[tuple[int, EventIn]], pseudonymize: Callable[[str], str]) -> EventsAccepted:
@@ -230,17 +230,24 @@ def serve_single_threaded() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _reason(items: ItemIndex, reason: Reason) -> ReasonOut:
-    return ReasonOut(
-        kind=reason.kind,
-        contribution=reason.share,
-        item_id=None if reason.item is None else items.ids[reason.item],
-        title=None if reason.item is None else items.title(reason.item),
-        detail=reason.detail,
-    )
+def _reasons(items: ItemIndex, reasons: Sequence[Reason], names: dict[int, tuple[str, str | None]]) -> list[ReasonOut]:
+    """``reasons`` as the API shows them; ``names`` (item index -> id and title) is filled as items are named, so a
+    list whose reasons keep naming the same few history items looks each up once."""
+    out = []
+    for reason in reasons:
+        item_id = title = None
+        if (named := reason.item) is not None:
+            if (name := names.get(named)) is None:
+                name = names[named] = (items.ids[named], items.title(named))
+            item_id, title = name
+        out.append(
+            ReasonOut(kind=reason.kind, contribution=reason.share, item_id=item_id, title=title, detail=reason.detail)
+        )
+    return out
 
 
 def _recommended(items: ItemIndex, ranked: Ranked) -> list[Recommended]:
+    names: dict[int, tuple[str, str | None]] = {}
     return [
         Recommended(
             item_id=items.ids[i],
@@ -248,7 +255,7 @@ def _recommended(items: ItemIndex, ranked: Ranked) -> list[Recommended]:
             category=items.category(i),
             price=items.price(i),
             score=float(score),
-            reasons=[_reason(items, reason) for reason in reasons],
+            reasons=_reasons(items, reasons, names),
         )
         for i, score, reasons in zip(ranked.items.tolist(), ranked.scores.tolist(), ranked.reasons, strict=True)
     ]
