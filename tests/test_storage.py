@@ -95,6 +95,9 @@ def test_events_posted_out_of_time_order_are_read_in_time_order(store: Store) ->
     assert store.recent_items("bob", None) == ["bob-first"]
     # a feed batch reads all its users in one query, each in the same order
     assert store.histories(["bob", "nobody", "alice"]) == {"bob": ["bob-first"], "nobody": [], "alice": in_time}
+    # a lone user is read by its own statement: the same order
+    assert store.histories(["alice"]) == {"alice": in_time}
+    assert store.histories(["nobody"]) == {"nobody": []}
     assert store.histories([]) == {}
 
 

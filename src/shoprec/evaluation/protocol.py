@@ -125,11 +125,12 @@ def top_k(
         for row in np.flatnonzero(counts > k):
             tied = np.flatnonzero(masked[row] == cut[row])
             kept[row, tied[k - (counts[row] - len(tied)) :]] = False
-    candidates = np.flatnonzero(kept).reshape(n_rows, k) - width * np.arange(n_rows)[:, None]
-    values = np.take_along_axis(masked, candidates, axis=1)
+    rows = np.arange(n_rows)[:, None]
+    candidates = np.flatnonzero(kept).reshape(n_rows, k) - width * rows
+    values = masked[rows, candidates]
     order = np.lexsort((candidates, -values), axis=1)
-    ranked = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
-    ranked[np.take_along_axis(values, order, axis=1) == -np.inf] = PADDING
+    ranked = candidates[rows, order].astype(np.int64)
+    ranked[values[rows, order] == -np.inf] = PADDING
     return ranked
 
 

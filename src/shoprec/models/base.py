@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -178,6 +179,7 @@ class TrainableRecommender(Recommender, Generic[BatchT]):
         """
 
 
+_TRAINING = operator.attrgetter("training")
 _SUBMODULES: weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.nn.Module, ...]] = weakref.WeakKeyDictionary()
 
 
@@ -190,7 +192,7 @@ def evaluating(network: torch.nn.Module) -> Iterator[None]:
     modules = _SUBMODULES.get(network)
     if modules is None:
         modules = _SUBMODULES[network] = tuple(network.modules())
-    modes = [module.training for module in modules]
+    modes = list(map(_TRAINING, modules))
     switch = any(modes)
     if switch:
         network.eval()

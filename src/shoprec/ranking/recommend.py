@@ -58,7 +58,7 @@ class Ranker:
         masks, notes = zip(*(self.allowed(request, items) for request in requests), strict=True)
         allowed = np.stack(masks)  # (B, N)
         scores = self.scorer.score(requests, items, allowed)
-        pools = [max([request.k, *(r.pool(request.k) for r in self.rerankers)]) for request in requests]
+        pools = [max([request.k] + [r.pool(request.k) for r in self.rerankers]) for request in requests]
         width = min(max(pools), len(items) - 1)
         best = top_k(scores.total, width, allowed=allowed)  # (B, width), PADDING past the allowed ones
         out = []

@@ -173,7 +173,7 @@ class Pipeline:
             score=occluded.score,
             rank=rank,
             method=OCCLUSION if personal else "popularity: the user has no usable history",
-            reasons=_reasons(items, occluded.reasons if personal else (popular(),), {}),
+            reasons=_reasons(items, occluded.reasons if personal else (popular(),)),
         )
 
     def ingest(self, events: Sequence[tuple[int, EventIn]], pseudonymize: Callable[[str], str]) -> EventsAccepted:
@@ -230,24 +230,27 @@ def serve_single_threaded() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _reasons(items: ItemIndex, reasons: Sequence[Reason], names: dict[int, tuple[str, str | None]]) -> list[ReasonOut]:
-    """``reasons`` as the API shows them; ``names`` (item index -> id and title) is filled as items are named, so a
-    list whose reasons keep naming the same few history items looks each up once."""
-    out = []
-    for reason in reasons:
-        item_id = title = None
-        if (named := reason.item) is not None:
-            if (name := names.get(named)) is None:
-                name = names[named] = (items.ids[named], items.title(named))
-            item_id, title = name
-        out.append(
-            ReasonOut(kind=reason.kind, contribution=reason.share, item_id=item_id, title=title, detail=reason.detail)
-        )
-    return out
+def _reasons(items: ItemIndex, reasons: Sequence[Reason]) -> list[ReasonOut]:
+    """``reasons`` as the API shows them: each item a reason names by its id and title."""
+    return _shown(items, (reasons,))[0]
+
+
+def _shown(items: ItemIndex, lists: Sequence[Sequence[Reason]]) -> list[list[ReasonOut]]:
+    """Several items' reasons at once: a feed's thirty reasons name the same few history items, looked up once."""
+    named = {r.item for reasons in lists for r in reasons if r.item is not None}
+    names: dict[int | None, tuple[str | None, str | None]] = {i: (items.ids[i], items.title(i)) for i in named}
+    names[None] = (None, None)
+    return [
+        [
+            ReasonOut(kind=r.kind, contribution=r.share, item_id=item_id, title=title, detail=r.detail)
+            for r in reasons
+            for item_id, title in [names[r.item]]
+        ]
+        for reasons in lists
+    ]
 
 
 def _recommended(items: ItemIndex, ranked: Ranked) -> list[Recommended]:
-    names: dict[int, tuple[str, str | None]] = {}
     return [
         Recommended(
             item_id=items.ids[i],
@@ -255,7 +258,9 @@ def _recommended(items: ItemIndex, ranked: Ranked) -> list[Recommended]:
             category=items.category(i),
             price=items.price(i),
             score=float(score),
-            reasons=_reasons(items, reasons, names),
+            reasons=reasons,
         )
-        for i, score, reasons in zip(ranked.items.tolist(), ranked.scores.tolist(), ranked.reasons, strict=True)
+        for i, score, reasons in zip(
+            ranked.items.tolist(), ranked.scores.tolist(), _shown(items, ranked.reasons), strict=True
+        )
     ]
