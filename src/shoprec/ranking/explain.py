@@ -25,6 +25,7 @@ TEXT_SPACE = "similar by item text (the model has no item vectors)"
 PERSONAL = "fit to the user's history (normalised feed score)"
 _STOPWORDS = frozenset({"a", "an", "and", "the", "for", "with", "of", "in", "on", "to", "or", "my"})
 _WORD = re.compile(r"\w+")
+_TINY = float(np.finfo(np.float32).tiny)  # floor of a share's denominator
 
 ItemReasons = tuple[tuple[Reason, ...], ...]  # one tuple of reasons per ranked item
 
@@ -60,19 +61,14 @@ class FeedReasons:
         space, detail = (items.unit_table, MODEL_SPACE) if items.unit_table is not None else (items.search, TEXT_SPACE)
         recent = recent_distinct(request.history, EXPLAINING_ITEMS)
         similarity = np.maximum(space[top] @ space[recent].T, 0.0)  # (k, h)
-        order = np.argsort(-similarity, axis=1, kind="stable")[:, :REASONS_KEPT]  # (k, kept)
-        kept = np.take_along_axis(similarity, order, axis=1)
-        shares = kept / np.maximum(kept.sum(axis=1, keepdims=True), np.finfo(kept.dtype).tiny)
+        order = (-similarity).argsort(axis=1, kind="stable")[:, :REASONS_KEPT]  # (k, kept)
+        kept = similarity[np.arange(len(top))[:, None], order]
+        shares = kept / np.maximum(kept.sum(axis=1, keepdims=True), _TINY)
         out = []
         sources = recent.tolist()
         for columns, row_shares in zip(order.tolist(), shares.tolist(), strict=True):
-            reasons = tuple(
-                [
-                    Reason(kind="history", share=share, item=sources[j], detail=detail)
-                    for j, share in zip(columns, row_shares, strict=True)
-                    if share > 0
-                ]
-            )
+            pairs = zip(columns, row_shares, strict=True)
+            reasons = tuple([Reason("history", share, sources[j], detail) for j, share in pairs if share > 0])
             # nothing in the history points at it on its own: the history as a whole does
             out.append(reasons or (Reason(kind="history", share=1.0, detail="the user's history as a whole"),))
         return tuple(out)

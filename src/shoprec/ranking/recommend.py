@@ -78,7 +78,7 @@ class Ranker:
         """(N,) bool: what this ranking may return for ``request`` after candidates and filters, and the filters'
         notes."""
         mask = self.candidates.allowed(request, items)
-        notes = tuple(note for stage in self.filters if (note := stage.apply(request, items, mask)) is not None)
+        notes = tuple([note for stage in self.filters if (note := stage.apply(request, items, mask)) is not None])
         return mask, notes
 
 
