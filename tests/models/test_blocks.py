@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual alias)
 
+from shoprec.models.base import evaluating
 from shoprec.models.blocks import TransformerBlock
 
 
@@ -84,3 +85,16 @@ def test_dropout_only_in_training_mode() -> None:
 def test_heads_must_divide_dim() -> None:
     with pytest.raises(ValueError, match="divisible"):
         TransformerBlock(dim=10, heads=3, dropout=0.0)
+
+
+def test_evaluating_restores_a_network_whose_modules_were_replaced_since_it_first_ran() -> None:
+    """Serving lists a network's submodules once; a layer swapped in later (as a privacy wrapper swaps layers)
+    must still be switched to eval inside and back to train after."""
+    network = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).eval()
+    with evaluating(network):  # lists the two layers
+        pass
+    network[1] = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Dropout(0.5))
+    network.train()
+    with evaluating(network):
+        assert not any(module.training for module in network.modules())
+    assert all(module.training for module in network.modules())

@@ -186,11 +186,12 @@ _SUBMODULES: weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.nn.Module, .
 @contextlib.contextmanager
 def evaluating(network: torch.nn.Module) -> Iterator[None]:
     """Run ``network`` for inference: eval mode (no dropout) under ``torch.inference_mode``, then every submodule
-    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. A network's
-    submodules are listed once (walking SASRec's 33 took ~19 us, a fifth of a served feed's model time; a built
-    network does not change shape); switching modes costs ~60 us each way, paid only from train mode."""
+    back in the mode it was in, so a caller mid-training (validation) finds its module as it left it. Serving checks
+    a network's submodules from a list made once (walking SASRec's 33 took ~19 us, a fifth of a served feed's model
+    time); from train mode, which costs ~60 us each way anyway, they are walked afresh, so a network whose modules
+    were replaced since (a privacy wrapper's layers) is restored exactly."""
     modules = _SUBMODULES.get(network)
-    if modules is None:
+    if modules is None or network.training:
         modules = _SUBMODULES[network] = tuple(network.modules())
     modes = list(map(_TRAINING, modules))
     switch = any(modes)
