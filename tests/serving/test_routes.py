@@ -136,6 +136,39 @@ def test_a_slow_feed_batch_does_not_stall_other_requests(
     assert health_seconds < 0.5, "the event loop was blocked by the feed batch"
 
 
+def test_a_slow_catalog_read_in_a_search_does_not_stall_other_requests(
+    classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Search reads the catalog's revision (and its language) before it ranks: off the event loop too."""
+    app = app_for(classic_dir("itemknn"), seeded_store_url, cache_dir)
+    with TestClient(app) as client:
+        client.get("/openapi.json")  # built once: the probe below is then pure event-loop work
+        catalog = app.state.runtime.pipeline.catalog
+        fast = catalog.snapshot
+
+        def slow() -> object:
+            time.sleep(0.5)  # a store read on a busy disk
+            return fast()
+
+        monkeypatch.setattr(catalog, "snapshot", slow)
+
+        async def race() -> tuple[float, float]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as concurrent:
+                started = time.perf_counter()
+
+                async def timed(path: str) -> float:
+                    response = await concurrent.get(path)
+                    assert response.status_code == 200, response.text
+                    return time.perf_counter() - started
+
+                return await asyncio.gather(timed("/v1/search?q=nail+polish"), timed("/openapi.json"))
+
+        search_seconds, probe_seconds = asyncio.run(race())
+    assert search_seconds >= 0.5
+    assert probe_seconds < 0.3, "the event loop was blocked by the search's catalog read"
+
+
 def test_an_unavailable_item_is_never_listed_until_it_is_back(
     classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path
 ) -> None:

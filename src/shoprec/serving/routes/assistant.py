@@ -92,7 +92,7 @@ async def chat(
     user = None if body.user_id is None else pseudonymous(runtime, body.user_id)
     owner = ANONYMOUS if user is None else user.id
     session = body.session_id or uuid.uuid4().hex
-    shop = pipeline.shop()
+    shop = await asyncio.to_thread(pipeline.shop)  # a store read, and a rebuild after catalog writes
     stored = None if body.session_id is None else await asyncio.to_thread(pipeline.store.last_chat_turn, session, owner)
     previous = None if stored is None else FollowUp.from_json(stored)
     history = await asyncio.to_thread(pipeline.assistant_history, shop, None if user is None else user.id)
@@ -141,7 +141,7 @@ async def ask_item(
     llm: Annotated[ChatBackend, Depends(get_llm)],
 ) -> Response:
     """Answered from the item's catalog fields only; "not stated" (in the asker's language) when they do not say."""
-    shop = pipeline.shop()
+    shop = await asyncio.to_thread(pipeline.shop)  # a store read, and a rebuild after catalog writes
     if item_id not in shop.items.positions:
         raise ApiError(404, f"unknown item {item_id!r}", "item_id")
     with llm_errors():
@@ -176,7 +176,7 @@ async def similar_by_llm(
     """The article's prompt: "recommend 5 items similar to what the user is viewing, considering its category, the
     user's purchases of the last 6 months, its function and the user's preferences", filled with the user's real
     history; the LLM chooses among the similar-items ranking's candidates only."""
-    shop = pipeline.shop()
+    shop = await asyncio.to_thread(pipeline.shop)  # a store read, and a rebuild after catalog writes
     if item_id not in shop.items.positions:
         raise ApiError(404, f"unknown item {item_id!r}", "item_id")
     history = await asyncio.to_thread(pipeline.assistant_history, shop, user.id)

@@ -37,7 +37,7 @@ async def search(
     A query in another language than the catalog's (Chinese on an English catalog) is first rewritten by the
     assistant's LLM: cached, within a few seconds at most, and searched as written when no LLM answers in time."""
     llm = None if isinstance(runtime.llm, UnavailableChat) else runtime.llm
-    target = pipeline.shop().language
+    target = (await asyncio.to_thread(pipeline.shop)).language  # a store read, and a rebuild after catalog writes
     rewritten = await rewrite(q, llm, PROMPTS, runtime.rewrites, target=target, options=runtime.rewrite_options)
     searched = rewritten.text if rewritten.text != q else None
     result = await asyncio.to_thread(lambda: pipeline.search(q, k, None if user is None else user.id, searched))
