@@ -105,6 +105,25 @@ def test_routes_take_the_pipeline_through_a_dependency(
         assert client.get(f"/v1/items/{item}/similar").json()["model_version"].startswith("itemknn")
 
 
+def race(app: FastAPI, slow_path: str, probe_path: str) -> tuple[float, float]:
+    """Seconds until each of two concurrent GETs is answered (both must succeed), from one start."""
+
+    async def both() -> tuple[float, float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as concurrent:
+            started = time.perf_counter()
+
+            async def timed(path: str) -> float:
+                response = await concurrent.get(path)
+                assert response.status_code == 200, response.text
+                return time.perf_counter() - started
+
+            slow, probe = await asyncio.gather(timed(slow_path), timed(probe_path))
+            return slow, probe
+
+    return asyncio.run(both())
+
+
 def test_a_slow_feed_batch_does_not_stall_other_requests(
     classic_dir: Callable[[str], Path], seeded_store_url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,20 +137,7 @@ def test_a_slow_feed_batch_does_not_stall_other_requests(
             return fast(requests)
 
         monkeypatch.setattr(pipeline, "recommend_many", slow)
-
-        async def race() -> tuple[float, float]:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as concurrent:
-                started = time.perf_counter()
-
-                async def timed(path: str) -> float:
-                    response = await concurrent.get(path)
-                    assert response.status_code == 200, response.text
-                    return time.perf_counter() - started
-
-                return await asyncio.gather(timed("/v1/users/nobody/recommendations"), timed("/health"))
-
-        feed_seconds, health_seconds = asyncio.run(race())
+        feed_seconds, health_seconds = race(app, "/v1/users/nobody/recommendations", "/health")
     assert feed_seconds >= 1.0
     assert health_seconds < 0.5, "the event loop was blocked by the feed batch"
 
@@ -151,20 +157,7 @@ def test_a_slow_catalog_read_in_a_search_does_not_stall_other_requests(
             return fast()
 
         monkeypatch.setattr(catalog, "snapshot", slow)
-
-        async def race() -> tuple[float, float]:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as concurrent:
-                started = time.perf_counter()
-
-                async def timed(path: str) -> float:
-                    response = await concurrent.get(path)
-                    assert response.status_code == 200, response.text
-                    return time.perf_counter() - started
-
-                return await asyncio.gather(timed("/v1/search?q=nail+polish"), timed("/openapi.json"))
-
-        search_seconds, probe_seconds = asyncio.run(race())
+        search_seconds, probe_seconds = race(app, "/v1/search?q=nail+polish", "/openapi.json")
     assert search_seconds >= 0.5
     assert probe_seconds < 0.3, "the event loop was blocked by the search's catalog read"
 
