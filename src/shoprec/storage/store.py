@@ -277,7 +277,7 @@ class Store:
         model reads and what "seen" means. One indexed query, no event objects."""
         with self._connect() as connection:
             if limit is None:
-                return list(connection.scalars(_ALL_ITEMS, {"user_id": user_id}))
+                return list(connection.execute(_ALL_ITEMS, {"user_id": user_id}).scalars().all())  # not row by row
             rows = connection.execute(_RECENT_ITEMS, {"user_id": user_id, "limit": max(limit, 0)}).all()
         return [row.item_id for row in reversed(rows)]
 
@@ -288,9 +288,7 @@ class Store:
         found: dict[str, list[str]] = {user: [] for user in user_ids}
         if len(found) == 1:  # a lone feed (an idle server's usual batch): no expanding IN to compile per call
             [user] = found
-            with self._connect() as connection:
-                found[user] = list(connection.execute(_ALL_ITEMS, {"user_id": user}).scalars().all())
-            return found
+            return {user: self.recent_items(user, None)}
         if not found:
             return found
         with self._connect() as connection:

@@ -45,7 +45,7 @@ async def recommendations(
     """The user's next items from their whole stored history; an unknown user gets a popular cold-start list.
     Feeds that arrive together share one model forward (micro-batched off the event loop)."""
     # The hottest route takes the runtime and the batcher off the request rather than as dependencies: FastAPI
-    # solves each dependency on every request, and three fewer took a tenth off the feed's CPU on the event loop.
+    # solves each dependency on every request (three fewer: 200 feeds in process, 1,719M -> 1,676M instructions).
     runtime = runtime_of(request)
     feeds: MicroBatcher[FeedRequest, RecommendationList] = request.app.state.feeds
     asked = FeedRequest(user.id, user.raw, bounded_k(runtime.settings, k), category or None, exclude_seen)
