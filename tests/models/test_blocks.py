@@ -49,6 +49,24 @@ def test_a_dropout_free_block_matches_the_reference_in_training_mode_too() -> No
         torch.testing.assert_close(block(x), reference_block(block, x), rtol=1e-5, atol=1e-5)
 
 
+def test_inference_equals_the_module_path_also_after_the_weights_change() -> None:
+    """Without autograd a block runs its own inference code (one stacked q/k/v matmul): it must equal the module
+    path (eval mode, autograd on) for every head layout, and follow an optimiser step that changes q, k and v."""
+    torch.manual_seed(0)
+    for dim, heads in ((16, 4), (12, 1), (24, 3)):
+        block = TransformerBlock(dim=dim, heads=heads, dropout=0.3).eval()
+        x = torch.randn(3, 9, dim)
+        optimiser = torch.optim.SGD(block.parameters(), lr=0.5)
+        for _ in range(2):
+            with torch.inference_mode():
+                inferred = block(x)
+            through_modules = block(x)
+            torch.testing.assert_close(inferred, through_modules.detach(), rtol=0, atol=1e-6)
+            through_modules.square().sum().backward()
+            optimiser.step()
+            optimiser.zero_grad()
+
+
 @pytest.fixture
 def block() -> TransformerBlock:
     torch.manual_seed(0)
