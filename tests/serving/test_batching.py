@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 
@@ -102,3 +103,20 @@ def test_a_fast_batch_is_answered_within_the_lend_and_a_slow_one_stalls_the_loop
     assert took >= 0.5
     assert longest_gap < 0.25, "the loop stalled for the whole slow batch instead of the lend"
     assert batcher.lent == {True: 1, False: 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_the_batch_thread_runs_on_the_cpu_the_event_loop_ran_on() -> None:
+    """The hand-over then wakes no idle CPU (see the module's docstring)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: there is nothing to follow")
+    batcher = MicroBatcher[int, frozenset[int]](lambda batch: [frozenset(os.sched_getaffinity(0)) for _ in batch])
+    allowed = os.sched_getaffinity(0)
+
+    async def twice() -> list[frozenset[int]]:
+        return [await batcher.submit(1), await batcher.submit(2)]
+
+    masks = asyncio.run(twice())
+    batcher.close()
+    for mask in masks:
+        assert len(mask) == 1 and mask <= allowed

@@ -17,13 +17,21 @@ background while the loop serves everything else.
 The hand-over is two C-level ``queue.SimpleQueue``s rather than an executor and its ``Future`` (Python-level
 conditions): 5,000 lone submits of a batch that does nothing took 84-87 us each through ``ThreadPoolExecutor``
 and 66-74 us this way, with 51-55 us of CPU instead of 75 (2 AMD EPYC cores, 2026-12-06). What remains is the
-kernel's two wake-ups, the price of never running a batch on the loop.
+kernel's two wake-ups, the price of never running a batch on the loop. On Linux the batch thread follows the loop
+from CPU to CPU: the loop waits while a usual batch runs, so the two never need two CPUs at once, and on one CPU
+the hand-over wakes no idle CPU and the batch finds the loop's caches warm. The round trip above fell to 24-25 us
+(22-25 us of CPU); a real one-worker server answering 1,500 feeds one at a time at 200/s, eight rounds
+alternated with the same server without it, spent a median 2.23 instead of 2.40 ms of CPU a feed and answered in
+2.29 instead of 2.50 ms at the median (the code before the refactor, run alongside: 2.16 and 2.23 ms).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -56,6 +64,8 @@ class MicroBatcher(Generic[Request, Result]):
         self._late: tuple[asyncio.AbstractEventLoop, asyncio.Future[list[Result | Exception]]] | None = None
         self._worker = threading.Thread(target=self._serve, name="batch", daemon=True)
         self._worker.start()
+        self._worker_cpu: int | None = None  # the CPU the batch thread is held to; None: not held
+        self._current_cpu = _current_cpu  # None where the batch thread cannot follow the loop
         self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.sizes: dict[int, int] = {}  # batch size -> batches run: what batching achieved, for tests and tuning
@@ -76,6 +86,7 @@ class MicroBatcher(Generic[Request, Result]):
         while self._pending:
             batch, self._pending = self._pending, []
             self.sizes[len(batch)] = self.sizes.get(len(batch), 0) + 1
+            self._follow_the_loop()
             self._batches.put([request for request, _ in batch])
             try:
                 outcomes = self._answers.get(timeout=self._lend_s)  # blocks the loop, holding no GIL, lend_s at most
@@ -102,6 +113,20 @@ class MicroBatcher(Generic[Request, Result]):
                 self._late = (loop, future)
         return await future
 
+    def _follow_the_loop(self) -> None:
+        """Hold the batch thread to the CPU this (the loop's) thread is on now (see the module's docstring)."""
+        if self._current_cpu is None:
+            return
+        cpu = self._current_cpu()
+        if cpu == self._worker_cpu or cpu < 0 or self._worker.native_id is None:
+            return
+        try:
+            os.sched_setaffinity(self._worker.native_id, {cpu})
+            self._worker_cpu = cpu
+        except OSError as error:  # a cpuset that changed under us: stop following, the hand-over still works
+            logger.warning("the batch thread cannot follow the event loop to CPU %d (%s)", cpu, error)
+            self._current_cpu = None
+
     def close(self) -> None:
         """Let a running batch finish; no new one starts."""
         self._batches.put(None)
@@ -117,10 +142,8 @@ class MicroBatcher(Generic[Request, Result]):
                     self._answers.put(outcomes)
             if late is not None:
                 loop, future = late
-                try:
+                with contextlib.suppress(RuntimeError):  # the loop closed while the batch ran: nobody is left to answer
                     loop.call_soon_threadsafe(_settle, future, outcomes)
-                except RuntimeError:  # the loop closed while the batch ran: nobody is left to answer
-                    pass
 
     def _answer(self, requests: list[Request]) -> list[Result | Exception]:
         """In the worker thread: the batch's results, or each request's own result or error when the batch fails."""
@@ -139,3 +162,16 @@ class MicroBatcher(Generic[Request, Result]):
 def _settle(future: asyncio.Future[list[Result | Exception]], outcomes: list[Result | Exception]) -> None:
     if not future.done():
         future.set_result(outcomes)
+
+
+def _cpu_lookup() -> Callable[[], int] | None:
+    """libc's ``sched_getcpu`` (a vDSO read, no system call) where the batch thread can be held to a CPU."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (AttributeError, OSError):
+        return None
+
+
+_current_cpu = _cpu_lookup()
