@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shoprec.evaluation import beyond
+from shoprec.types import Sequences
 
 # Four real items (indices 1..4); training counts 6, 3, 1, 0 -> total 10. Index 0 is padding.
 POPULARITY = np.array([0, 6, 3, 1, 0])
@@ -75,3 +76,50 @@ def test_popularity_head() -> None:
 def test_popularity_head_never_holds_unseen_items() -> None:
     # Five items, ceil(0.2 * 5) = 1, but no item was seen in training: no head at all.
     assert not beyond.popularity_head(np.zeros(6, dtype=np.int64)).any()
+
+
+def test_popularity_groups() -> None:
+    # Ten items by count: 1 (9), 2 (8), 3..6 (5 each), 7 and 8 (1 each), 9 and 10 never seen.
+    popularity = np.array([0, 9, 8, 5, 5, 5, 5, 1, 1, 0, 0])
+    groups = beyond.popularity_groups(popularity, head=0.2, tail=0.5)
+    assert groups.tolist() == [-1, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2]  # 6 ties 3..5 and falls into the bottom half
+
+
+def test_exposure_shares() -> None:
+    groups = np.array([-1, 0, 1, 2, 2])
+    shares = beyond.exposure_shares(np.array([[1, 3], [4, 0], [1, 2]]), groups, 3)
+    np.testing.assert_allclose(shares, [2 / 5, 1 / 5, 2 / 5])
+    np.testing.assert_array_equal(beyond.exposure_shares(np.zeros((2, 2), dtype=int), groups, 3), [0, 0, 0])
+
+
+def test_intra_list_diversity_by_hand() -> None:
+    vectors = np.array([[0, 0], [1, 0], [0, 2], [1, 1], [3, 0]], dtype=float)  # row 0 padding
+    # List 1: items 1, 2, 3 -> cos(1,2) = 0, cos(1,3) = cos(2,3) = 1/sqrt(2): distances 1, 1 - .7071, 1 - .7071.
+    # List 2: items 1 and 4 point the same way -> distance 0. List 3 has one item: no pair, left out.
+    ranked = np.array([[1, 2, 3], [1, 4, 0], [2, 0, 0]])
+    first = (1 + 2 * (1 - 1 / np.sqrt(2))) / 3
+    assert beyond.intra_list_diversity(ranked, vectors) == pytest.approx((first + 0) / 2)
+    assert beyond.intra_list_diversity(np.array([[2, 0]]), vectors) == 0.0
+
+
+def test_calibration_kl_by_hand() -> None:
+    # Categories A, B: items 1 and 2 are A, item 3 is B, item 4 is half A half B; row 0 padding.
+    categories = np.array([[0, 0], [1, 0], [1, 0], [0, 1], [0.5, 0.5]])
+    histories = Sequences.from_lists([0, 1], [[1, 2, 3], [4, 3]])
+    ranked = np.array([[1, 2], [4, 3]])
+    alpha = 0.01
+    # User 1: p = (2/3, 1/3), list all A: q = (1, 0), q~ = (1 - a) q + a p.
+    p = np.array([2 / 3, 1 / 3])
+    q = (1 - alpha) * np.array([1.0, 0.0]) + alpha * p
+    first = float(np.sum(p * np.log(p / q)))
+    # User 2: p = (.25, .75) and the list has the same mix: KL 0.
+    assert beyond.calibration_kl(histories, ranked, categories, alpha) == pytest.approx(first / 2)
+    assert first > 1.0  # a one-category list for a mixed history is far from calibrated
+
+
+def test_calibration_kl_leaves_out_users_without_categorised_items() -> None:
+    categories = np.array([[0, 0], [1, 0], [0, 0]])  # item 2 has no category
+    histories = Sequences.from_lists([0, 1], [[2], [1]])
+    assert beyond.calibration_kl(histories, np.array([[1], [1]]), categories) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="2 histories for 1 lists"):
+        beyond.calibration_kl(histories, np.array([[1]]), categories)

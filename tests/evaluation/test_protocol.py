@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from shoprec.data.split import EvalSet
+from shoprec.evaluation import beyond
 from shoprec.evaluation.protocol import EvalResult, evaluate, rank, top_k
-from shoprec.evaluation.report import markdown_table, slices_table
+from shoprec.evaluation.report import gaps_table, markdown_table, slices_table
 from shoprec.types import Sequences
 
 N_ITEMS = 31  # score width: padding + 30 real items
@@ -180,6 +181,10 @@ def test_evaluate_known_ranks() -> None:
         "Coverage@5": 7 / 30,
         # Of the 20 recommended slots, 19 hold items 1..6 (10 interactions each) and one item 7 (1 interaction).
         "MeanPop@5": (19 * 10 + 1 * 1) / 20,
+        # Head = items 1..6, tail = the bottom 15 by popularity (items 16..30), mid = 7..15: 19 head slots, 1 mid.
+        "ExposureHead@5": 19 / 20,
+        "ExposureMid@5": 1 / 20,
+        "ExposureTail@5": 0.0,
     }
     for name, value in expected.items():
         assert result.metrics[name] == pytest.approx(value), name
@@ -207,6 +212,29 @@ def test_history_length_buckets() -> None:
     result = evaluate(scorer, eval_set, np.ones(100, dtype=np.int64))
     counts = {s.name: s.n_users for s in result.slices if s.kind == "history_length"}
     assert counts == {"1-4": 2, "5-9": 1, "10-19": 1, "50+": 1}
+
+
+def test_the_audit_measures_the_lists_evaluate_ranked_and_the_history_length_gap() -> None:
+    """ILD and calibration are those of the top-k lists themselves; the group gap compares history-length groups
+    (here one user each: users with 1-4 items are hit at rank 1, the user with 60 is not hit) and survives JSON."""
+    lengths = [1, 4, 5, 12, 60]
+    histories = Sequences.from_lists(range(5), [list(range(1, n + 1)) for n in lengths])
+    scorer = MatrixScorer(np.tile(-np.arange(100, dtype=np.float32), (5, 1)))
+    targets = [[n + 1] for n in lengths[:-1]] + [[99]]  # each the first unseen item, except for the last user
+    eval_set = EvalSet(histories, Sequences.from_lists(range(5), targets))
+    rng = np.random.default_rng(0)
+    vectors, categories = rng.normal(size=(100, 8)), np.eye(3)[rng.integers(0, 3, 100)]
+    result = evaluate(scorer, eval_set, np.ones(100, dtype=np.int64), item_vectors=vectors, item_categories=categories)
+    top10 = rank(scorer, histories, 10)
+    assert result.metrics["ILD@10"] == pytest.approx(beyond.intra_list_diversity(top10, vectors))
+    assert result.metrics["CalibrationKL@10"] == pytest.approx(beyond.calibration_kl(histories, top10, categories))
+    gaps = {gap.metric: gap for gap in result.gaps}
+    assert set(gaps) == {"HR@10", "NDCG@10"}
+    assert (gaps["HR@10"].worst, gaps["HR@10"].gap) == ("50+", 1.0)
+    assert EvalResult.from_dict(json.loads(json.dumps(result.to_dict()))).gaps == result.gaps
+    assert evaluate(scorer, eval_set, np.ones(100, dtype=np.int64), group_gaps=False).gaps == []
+    table = gaps_table(result).splitlines()
+    assert len(table) == 4 and "| history_length | HR@10 |" in table[2] and "50+ (0.0000)" in table[2]
 
 
 def test_evaluate_with_several_targets_per_user() -> None:

@@ -14,7 +14,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.split import hold_out_last
 from shoprec.evaluation.ledger import Ledger
 from shoprec.evaluation.protocol import EvalResult, evaluate, rank
-from shoprec.evaluation.report import HEADLINE, bench_section, markdown_table, slices_table
+from shoprec.evaluation.report import HEADLINE, bench_section, gaps_table, markdown_table, slices_table
 from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.models.base import item_popularity
 from shoprec.models.registry import MODELS, create_model
@@ -118,6 +118,9 @@ def evaluate_command(
     show_test_reads(reads, ledger)
     console.print("\n[bold]test slices[/bold]")
     console.print(slices_table(result), markup=False)
+    if result.gaps:
+        console.print("\n[bold]test group gaps[/bold]")
+        console.print(gaps_table(result), markup=False)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2))

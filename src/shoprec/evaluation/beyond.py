@@ -1,4 +1,5 @@
-"""Beyond-accuracy measures of the recommended lists: how much of the catalog they use and how popular it is.
+"""Beyond-accuracy measures of the recommended lists: how much of the catalog they use, how popular it is, how
+varied each list is and how well its category mix follows the user's history.
 
 Pure functions of a (B, K) ranked-id matrix. Slots holding 0 (padding: "no item", see ``protocol.top_k``) are
 left out, so a short list never counts as exposure of the padding index.
@@ -10,6 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
+
+from shoprec.types import Sequences
 
 
 def coverage(ranked: np.ndarray, n_items: int) -> float:
@@ -69,6 +73,87 @@ def popularity_head(item_popularity: np.ndarray, share: float = 0.2) -> np.ndarr
     head = np.zeros(n_items + 1, dtype=bool)
     head[by_popularity[: math.ceil(share * n_items)]] = True
     return head & (popularity > 0)
+
+
+def popularity_groups(item_popularity: np.ndarray, head: float = 0.2, tail: float = 0.5) -> np.ndarray:
+    """(n_items + 1,) int8: 0 head (the top ``head`` share of real items by training popularity), 1 mid, 2 tail (the
+    bottom ``tail`` share, items never seen in training always among them); padding is -1. Ties as in
+    ``popularity_head``."""
+    if not (0 < head < 1 and 0 < tail < 1 and head + tail <= 1):
+        raise ValueError(f"head ({head}) and tail ({tail}) must be shares in (0, 1) that sum to at most 1")
+    popularity = np.asarray(item_popularity)
+    n_items = len(popularity) - 1
+    groups = np.full(n_items + 1, 1, dtype=np.int8)
+    groups[0] = -1
+    by_popularity = np.argsort(-popularity[1:], kind="stable") + 1
+    groups[by_popularity[n_items - math.ceil(tail * n_items) :]] = 2
+    groups[popularity_head(popularity, head)] = 0
+    groups[1:][popularity[1:] == 0] = 2
+    return groups
+
+
+def exposure_shares(ranked: np.ndarray, item_groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups,) share of all recommendation slots that went to each group of items (``item_groups``: a group
+    number per item index, e.g. ``popularity_groups``); zeros when nothing was recommended."""
+    groups = np.asarray(item_groups)
+    recommended = _recommended(ranked, len(groups) - 1)
+    counts = np.bincount(groups[recommended], minlength=n_groups).astype(np.float64)
+    return counts / counts.sum() if len(recommended) else counts
+
+
+def intra_list_diversity(ranked: np.ndarray, item_vectors: np.ndarray) -> float:
+    """Mean over lists of the mean cosine distance (1 - cos) between every two items in the list.
+
+    ``item_vectors`` ((n_items + 1, D), row 0 = padding) need not be normalised; a zero row counts as distance 1 to
+    everything. Lists with fewer than two real items have no pairs and are left out (0 when none has two).
+    """
+    vectors = np.asarray(item_vectors, dtype=np.float64)
+    ranked = np.asarray(ranked, dtype=np.int64)
+    _recommended(ranked, len(vectors) - 1)  # range check
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    distances = []
+    for row in ranked:
+        items = row[row != 0]
+        if len(items) < 2:
+            continue
+        similarity = unit[items] @ unit[items].T
+        pairs = np.triu_indices(len(items), k=1)
+        distances.append(float(np.mean(1.0 - similarity[pairs])))
+    return float(np.mean(distances)) if distances else 0.0
+
+
+def calibration_kl(histories: Sequences, ranked: np.ndarray, item_categories: np.ndarray, alpha: float = 0.01) -> float:
+    """Mean over users of KL(p || q~) (Steck, RecSys 2018): p = the category mix of the user's history, q = the mix
+    of their list, q~ = (1 - alpha) q + alpha p so the KL stays finite when the list misses a category.
+
+    ``item_categories`` ((n_items + 1, C), row 0 = padding) gives each item a distribution over categories (an
+    item with two categories: 0.5 each); items without a category add nothing. Users whose history or list has
+    no categorised item are left out (0 when none is left).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    categories = np.asarray(item_categories, dtype=np.float64)
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if len(histories) != len(ranked):
+        raise ValueError(f"{len(histories)} histories for {len(ranked)} lists")
+    _recommended(ranked, len(categories) - 1)
+    history_mix = _counts(histories.items, histories.indptr, len(categories)) @ categories  # (B, C)
+    kept = ranked != 0
+    list_mix = _counts(ranked[kept], np.concatenate([[0], np.cumsum(kept.sum(axis=1))]), len(categories)) @ categories
+    p_total, q_total = history_mix.sum(axis=1), list_mix.sum(axis=1)
+    users = (p_total > 0) & (q_total > 0)
+    if not users.any():
+        return 0.0
+    p = history_mix[users] / p_total[users, None]
+    q = (1 - alpha) * list_mix[users] / q_total[users, None] + alpha * p
+    terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / np.where(q > 0, q, 1.0)), 0.0)
+    return float(terms.sum(axis=1).mean())
+
+
+def _counts(items: np.ndarray, indptr: np.ndarray, width: int) -> sp.csr_matrix:
+    """(rows, width) sparse counts of each row's items: category mixes without a dense (rows, items, C) array."""
+    return sp.csr_matrix((np.ones(len(items)), items, indptr), shape=(len(indptr) - 1, width))
 
 
 def _recommended(ranked: np.ndarray, n_items: int) -> np.ndarray:

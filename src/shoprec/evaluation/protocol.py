@@ -13,7 +13,18 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from shoprec.data.split import EvalSet
-from shoprec.evaluation.beyond import coverage, gini, mean_popularity, novelty, popularity_head
+from shoprec.evaluation.beyond import (
+    calibration_kl,
+    coverage,
+    exposure_shares,
+    gini,
+    intra_list_diversity,
+    mean_popularity,
+    novelty,
+    popularity_groups,
+    popularity_head,
+)
+from shoprec.evaluation.groups import GroupGap, group_gap
 from shoprec.evaluation.metrics import hits_matrix, n_relevant, per_user_metrics, repeated_targets
 from shoprec.types import PADDING, Sequences
 
@@ -22,6 +33,9 @@ _LENGTH_BOUNDS = (1, 5, 10, 20, 50)
 _LENGTH_NAMES = ("0", "1-4", "5-9", "10-19", "20-49", "50+")
 _SLICE_METRICS = ("HR", "NDCG")
 HEAD_SHARE = 0.2  # head = the top 20% of items by training popularity
+TAIL_SHARE = 0.5  # tail = the bottom half (items never seen in training always among them); mid = the rest
+_EXPOSURE_GROUPS = ("Head", "Mid", "Tail")
+_GAP_METRICS = ("HR", "NDCG")  # per-user metrics whose group gap is audited, at k = 10 (or the largest cut-off)
 
 
 class Scorer(Protocol):
@@ -53,6 +67,7 @@ class EvalResult:
     """Mean metrics over ``n_users``, per-slice means, and the per-user arrays behind them.
 
     ``n_repeat_targets`` counts targets already in their user's history: excluded as seen, they count as misses.
+    ``gaps``: the best- against the worst-served history-length group, with bootstrap intervals.
     """
 
     metrics: dict[str, float]
@@ -60,6 +75,7 @@ class EvalResult:
     slices: list[SliceResult] = field(default_factory=list)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     n_repeat_targets: int = 0
+    gaps: list[GroupGap] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: plain floats and ints, without the per-user arrays."""
@@ -76,6 +92,7 @@ class EvalResult:
                 }
                 for s in self.slices
             ],
+            "gaps": [gap.to_dict() for gap in self.gaps],
         }
 
     @classmethod
@@ -88,6 +105,7 @@ class EvalResult:
                 SliceResult(s["kind"], s["name"], int(s["n_users"]), dict(s["metrics"])) for s in payload["slices"]
             ],
             n_repeat_targets=int(payload["n_repeat_targets"]),
+            gaps=[GroupGap(**gap) for gap in payload.get("gaps", [])],  # results written before the audit have none
         )
 
 
@@ -176,13 +194,21 @@ def evaluate(
     ks: tuple[int, ...] = (5, 10, 20),
     chunk_size: int = 1024,
     on_chunk: Callable[[int], None] | None = None,
+    item_vectors: np.ndarray | None = None,
+    item_categories: np.ndarray | None = None,
+    group_gaps: bool = True,
 ) -> EvalResult:
-    """Full ranking over all items with each user's history excluded, then accuracy, beyond-accuracy and slices.
+    """Full ranking over all items with each user's history excluded, then accuracy, beyond-accuracy, slices and
+    the history-length group gaps.
 
     ``item_popularity`` is the (n_items,) training interaction count per item index (index 0 = padding = 0);
     its length must equal the score width. A target the user already has in their history is excluded like
     any seen item and so cannot be hit (repeat consumption is out of scope for this protocol); such targets are
     counted in ``n_repeat_targets`` so a report can say how many of the misses were certain.
+    With ``item_vectors`` ((n_items, D), any model-independent item representation, e.g. text vectors) the lists'
+    intra-list diversity is measured, with ``item_categories`` ((n_items, C) category distribution per item) their
+    category calibration (see ``beyond``). ``group_gaps=False`` skips the bootstrap (about 0.3 s on Beauty), for
+    validation passes that read only the means.
     """
     popularity = np.asarray(item_popularity)
     if popularity.ndim != 1 or len(popularity) < 2:
@@ -199,13 +225,20 @@ def evaluate(
     per_user = per_user_metrics(hits, n_relevant(eval_set.targets), ks)
     metrics = {name: float(values.mean()) for name, values in per_user.items()}
     metrics.update(_beyond_accuracy(ranked, popularity, ks))
+    for k in ks:
+        if item_vectors is not None:
+            metrics[f"ILD@{k}"] = intra_list_diversity(ranked[:, :k], item_vectors)
+        if item_categories is not None:
+            metrics[f"CalibrationKL@{k}"] = calibration_kl(eval_set.histories, ranked[:, :k], item_categories)
     slices = _slices(eval_set, popularity, per_user, ks)
     repeats = int(repeated_targets(eval_set.histories, eval_set.targets).sum())
-    return EvalResult(metrics, len(eval_set), slices, per_user, n_repeat_targets=repeats)
+    gaps = _gaps(eval_set, per_user, 10 if 10 in ks else ks[-1]) if group_gaps else []
+    return EvalResult(metrics, len(eval_set), slices, per_user, n_repeat_targets=repeats, gaps=gaps)
 
 
 def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
     n_items = len(popularity) - 1
+    groups = popularity_groups(popularity, HEAD_SHARE, TAIL_SHARE)
     metrics: dict[str, float] = {}
     for k in ks:
         top = ranked[:, :k]
@@ -213,7 +246,22 @@ def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, 
         metrics[f"Gini@{k}"] = gini(top, n_items)
         metrics[f"MeanPop@{k}"] = mean_popularity(top, popularity)
         metrics[f"Novelty@{k}"] = novelty(top, popularity)
+        for name, share in zip(_EXPOSURE_GROUPS, exposure_shares(top, groups, len(_EXPOSURE_GROUPS)), strict=True):
+            metrics[f"Exposure{name}@{k}"] = float(share)
     return metrics
+
+
+def _gaps(eval_set: EvalSet, per_user: dict[str, np.ndarray], k: int) -> list[GroupGap]:
+    """HR and NDCG at ``k``: best- against worst-served history-length group (none when all fall in one)."""
+    groups = _length_groups(eval_set)
+    if sum(mask.any() for mask in groups.values()) < 2:
+        return []
+    return [group_gap("history_length", f"{m}@{k}", per_user[f"{m}@{k}"], groups) for m in _GAP_METRICS]
+
+
+def _length_groups(eval_set: EvalSet) -> dict[str, np.ndarray]:
+    bucket = np.searchsorted(_LENGTH_BOUNDS, eval_set.histories.lengths(), side="right")
+    return {name: bucket == b for b, name in enumerate(_LENGTH_NAMES)}
 
 
 def _slices(
@@ -221,8 +269,7 @@ def _slices(
 ) -> list[SliceResult]:
     """Users grouped by history length and by the popularity of their (first) target; empty groups dropped."""
     names = [f"{metric}@{k}" for k in ks for metric in _SLICE_METRICS]
-    bucket = np.searchsorted(_LENGTH_BOUNDS, eval_set.histories.lengths(), side="right")
-    groups = [("history_length", name, bucket == b) for b, name in enumerate(_LENGTH_NAMES)]
+    groups = [("history_length", name, mask) for name, mask in _length_groups(eval_set).items()]
     first_target = eval_set.targets.items[eval_set.targets.indptr[:-1]]
     in_head = popularity_head(popularity, HEAD_SHARE)[first_target]
     groups += [("target_popularity", "head", in_head), ("target_popularity", "tail", ~in_head)]

@@ -49,6 +49,30 @@ def slices_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
+def gaps_table(result: EvalResult) -> str:
+    """The best- against the worst-served user group per metric, with the gap's bootstrap interval: a gap whose
+    interval holds 0 is marked as noise."""
+    lines = [
+        _row(["groups", "metric", "best", "worst", "gap", "interval", "beyond noise"]),
+        _row(["---", "---", "---", "---", "---:", "---", "---"]),
+    ]
+    lines += [
+        _row(
+            [
+                g.kind,
+                g.metric,
+                f"{g.best} ({g.best_mean:.4f})",
+                f"{g.worst} ({g.worst_mean:.4f})",
+                f"{g.gap:.4f}",
+                f"{g.confidence:.0%}: {g.low:.4f} to {g.high:.4f}",
+                "yes" if g.significant else "no",
+            ]
+        )
+        for g in result.gaps
+    ]
+    return "\n".join(lines)
+
+
 def ledger_table(rows: list[tuple[LedgerEntry, int]]) -> str:
     """One row per (data, configuration) of the test-read ledger (``Ledger.summary``): how often it was read."""
     lines = [

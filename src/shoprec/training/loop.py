@@ -216,7 +216,7 @@ class Trainer:
         due = epoch % self.config.eval_every == 0 or epoch == self.config.epochs
         if data.validation is None or not due:
             return None
-        metrics = evaluate(model, data.validation, popularity, ks=(10,)).metrics
+        metrics = evaluate(model, data.validation, popularity, ks=(10,), group_gaps=False).metrics
         return {name: metrics[name] for name in ("HR@10", METRIC)}
 
 
