@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from shoprec.data.benchmark import interactions_per_item, is_benchmark_dir, read_benchmark
-from shoprec.data.dataset import Dataset
+from shoprec.data.dataset import Dataset, empty_catalog
 from shoprec.data.rejects import SchemaError
 from shoprec.privacy.pseudonym import Pseudonymizer
+from shoprec.types import Sequences, Vocabulary
 
 
 def first_lines(directory: Path) -> list[list[str]]:
@@ -80,3 +81,23 @@ def test_not_a_benchmark_folder(tmp_path: Path, pseudonymize: Pseudonymizer) -> 
     assert not is_benchmark_dir(tmp_path)
     with pytest.raises(SchemaError, match=r"sequences\.txt"):
         read_benchmark(tmp_path, pseudonymize)
+
+
+def test_category_matrix_groups_items_by_one_level_of_their_path() -> None:
+    catalog = empty_catalog(4)
+    catalog["category"] = ["Beauty > Makeup > Nails > Polish", "Beauty > Makeup > Nails", "Beauty > Skin", None]
+    dataset = Dataset(
+        "hand", Vocabulary.from_ids("abcd"), Vocabulary.from_ids(["u"]), Sequences.from_lists([1], [[1, 2]]), catalog
+    )
+    matrix = dataset.category_matrix()
+    assert matrix is not None and matrix.shape == (5, 2)  # "Nails" and "Skin" (a shorter path: its last level)
+    assert not matrix[0].any() and not matrix[4].any()  # padding and the uncategorised item
+    assert (matrix[1] == matrix[2]).all() and matrix[1].sum() == 1 and (matrix[1] != matrix[3]).any()
+    catalog["category"] = None
+    assert dataset.category_matrix() is None
+
+
+def test_the_beauty_slice_has_categories_for_the_audit(beauty: Dataset) -> None:
+    matrix = beauty.category_matrix()
+    assert matrix is not None and matrix.shape[0] == beauty.items.size
+    assert set(matrix.sum(axis=1)[1:]) <= {0.0, 1.0} and matrix[1:].sum() > 0.9 * beauty.n_items

@@ -123,3 +123,16 @@ def test_calibration_kl_leaves_out_users_without_categorised_items() -> None:
     assert beyond.calibration_kl(histories, np.array([[1], [1]]), categories) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="2 histories for 1 lists"):
         beyond.calibration_kl(histories, np.array([[1]]), categories)
+
+
+def test_intra_list_diversity_over_many_lists_equals_the_mean_of_each_list() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(30, 5))
+    ranked = rng.integers(0, 30, size=(2_500, 6))  # zeros are empty slots; more lists than one batch holds
+    means = []
+    for row in ranked:
+        items = row[row != 0]
+        if len(items) > 1:
+            unit = vectors[items] / np.linalg.norm(vectors[items], axis=1, keepdims=True)
+            means.append(np.mean([1 - unit[a] @ unit[b] for a in range(len(items)) for b in range(a + 1, len(items))]))
+    assert beyond.intra_list_diversity(ranked, vectors) == pytest.approx(np.mean(means))

@@ -11,6 +11,7 @@ import pandas as pd
 from shoprec.types import Sequences, Vocabulary
 
 CATALOG_COLUMNS = ("title", "description", "category", "brand", "price", "tags", "reviews")
+CATEGORY_DEPTH = 2  # the level of "Beauty > Makeup > Nails > Nail Polish" the audit groups items by: "Nails"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,27 @@ class Dataset:
         """A display title: the catalog title, else the raw item id."""
         title = self.catalog.at[item_index, "title"] if item_index in self.catalog.index else None
         return str(title) if isinstance(title, str) and title else self.items.id_of(item_index)
+
+    def category_matrix(self, depth: int = CATEGORY_DEPTH) -> np.ndarray | None:
+        """(item vocabulary size, C) float64 one-hot of each item's category at ``depth`` of its "A > B > C" path
+        (a shorter path: its last level; row 0 and uncategorised items all zero), what the audit measures
+        diversity and calibration over; None when no item has a category. Amazon Beauty at depth 2: "Nails",
+        "Skin Care", ...; MovieLens holds one category per movie, its first genre."""
+        labels = [
+            parts[min(depth, len(parts) - 1)].strip()
+            if isinstance(path, str) and (parts := path.split(" > "))
+            else None
+            for path in self.catalog["category"]
+        ]
+        names = sorted({label for label in labels if label})
+        if not names:
+            return None
+        column = {name: c for c, name in enumerate(names)}
+        matrix = np.zeros((self.items.size, len(names)))
+        for index, label in zip(self.catalog.index, labels, strict=True):
+            if label:
+                matrix[index, column[label]] = 1.0
+        return matrix
 
     def fingerprint(self) -> str:
         """Hash of item vocabulary and interactions: what a model artifact records as its training data."""

@@ -75,6 +75,9 @@ def popularity_head(item_popularity: np.ndarray, share: float = 0.2) -> np.ndarr
     return head & (popularity > 0)
 
 
+_ROWS_AT_ONCE = 1024  # lists per batched similarity: (1024, k, k) floats, not (users, k, k)
+
+
 def popularity_groups(item_popularity: np.ndarray, head: float = 0.2, tail: float = 0.5) -> np.ndarray:
     """(n_items + 1,) int8: 0 head (the top ``head`` share of real items by training popularity), 1 mid, 2 tail (the
     bottom ``tail`` share, items never seen in training always among them); padding is -1. Ties as in
@@ -112,15 +115,19 @@ def intra_list_diversity(ranked: np.ndarray, item_vectors: np.ndarray) -> float:
     _recommended(ranked, len(vectors) - 1)  # range check
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    distances = []
-    for row in ranked:
-        items = row[row != 0]
-        if len(items) < 2:
-            continue
-        similarity = unit[items] @ unit[items].T
-        pairs = np.triu_indices(len(items), k=1)
-        distances.append(float(np.mean(1.0 - similarity[pairs])))
-    return float(np.mean(distances)) if distances else 0.0
+    upper = np.triu(np.ones((ranked.shape[1], ranked.shape[1]), dtype=bool), k=1)
+    total, lists = 0.0, 0
+    for start in range(0, len(ranked), _ROWS_AT_ONCE):
+        rows = ranked[start : start + _ROWS_AT_ONCE]
+        real = rows != 0  # (b, k)
+        listed = unit[rows] * real[..., None]  # (b, k, D)
+        pairs = real[:, :, None] & real[:, None, :] & upper  # (b, k, k): each pair of real items once
+        n_pairs = pairs.sum(axis=(1, 2))
+        distance = ((1.0 - listed @ listed.transpose(0, 2, 1)) * pairs).sum(axis=(1, 2))
+        scored = n_pairs > 0
+        total += float((distance[scored] / n_pairs[scored]).sum())
+        lists += int(scored.sum())
+    return total / lists if lists else 0.0
 
 
 def calibration_kl(histories: Sequences, ranked: np.ndarray, item_categories: np.ndarray, alpha: float = 0.01) -> float:

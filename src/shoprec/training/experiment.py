@@ -82,12 +82,15 @@ def run_protocol(
     vectors = text_vectors(dataset, run, progress)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress, vectors)
     popularity = item_popularity(split.train, dataset.items.size)
+    categories = dataset.category_matrix()  # diversity and calibration over categories, the same for every model
     test = evaluate(
         selection.model,
         split.test,
         item_popularity=popularity,
         chunk_size=run.chunk_size,
         on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
+        item_vectors=categories,
+        item_categories=categories,
     )
     reads = (ledger or Ledger.default()).record(
         data_name=dataset.name,
