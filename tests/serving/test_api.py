@@ -316,6 +316,13 @@ def test_k_out_of_range_is_422_naming_k(client: TestClient, k: int, users: list[
         assert error(client.get(path, params={"k": k, "q": "soap"}), 422)["field"] == "query.k"
 
 
+@pytest.mark.parametrize("diversity", ["-0.1", "1.5", "nan", "much"])
+def test_a_diversity_outside_0_to_1_is_422_naming_it(client: TestClient, diversity: str, users: list[str]) -> None:
+    path = f"/v1/users/{users[0]}/recommendations"
+    assert error(client.get(path, params={"diversity": diversity}), 422)["field"] == "query.diversity"
+    assert len(client.get(path, params={"diversity": "1"}).json()["items"]) == 10
+
+
 def test_other_request_errors(client: TestClient, users: list[str]) -> None:
     assert error(client.get("/v1/search"), 422)["field"] == "query.q"
     assert error(client.get("/v1/search", params={"q": "x" * 501}), 422)["field"] == "query.q"

@@ -13,6 +13,9 @@ from shoprec.data.dataset import Dataset
 from shoprec.evaluation.protocol import rank
 from shoprec.models.artifact import load_artifact
 from shoprec.models.sasrec import SASRec
+from shoprec.ranking.recommend import OfflineRanking, Ranker
+from shoprec.ranking.rerank import MMR
+from shoprec.ranking.stages import model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
 from shoprec.types import EventType, Sequences
@@ -40,6 +43,33 @@ def test_the_served_feed_is_the_offline_ranking(
     for row, feed in zip(offline, served, strict=True):
         assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)
         assert not feed.cold_start
+
+
+@pytest.mark.parametrize("name", ["sasrec", "itemknn"])
+def test_a_diversified_feed_is_the_offline_ranking_with_the_same_mmr(
+    name: str,
+    model_dir: Path,
+    classic_dir: Callable[[str], Path],
+    store: Store,
+    cache_dir: Path,
+    serving_data: Dataset,
+) -> None:
+    """``?diversity=0.5`` serves what the evaluation protocol ranks with an MMR(0.5) stage over the same items (the
+    model's item space for sasrec; the search text space for itemknn, which has no item vectors), and it changes
+    most lists."""
+    directory = model_dir if name == "sasrec" else classic_dir(name)
+    pipeline = Pipeline.load(directory, store, search_encoder="hashing", cache_dir=cache_dir)
+    model, vocabulary, _ = load_artifact(directory)
+    users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:USERS]]
+    histories = [vocabulary.lookup([event.item_id for event in store.history(user)]) for user in users]
+    mmr = OfflineRanking(Ranker(model_scorer(model), rerankers=(MMR(0.5),)), pipeline.catalog.snapshot())
+    offline = rank(mmr, Sequences.from_lists(np.arange(USERS), histories), K)
+    served = pipeline.recommend_many([FeedRequest(user, user, K, diversity=0.5) for user in users])
+    plain = pipeline.recommend_many([FeedRequest(user, user, K) for user in users])
+    for row, feed in zip(offline, served, strict=True):
+        assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)
+    changed = sum(a.items != b.items for a, b in zip(served, plain, strict=True))
+    assert changed > USERS // 2
 
 
 def test_the_served_item_table_is_the_trained_one(

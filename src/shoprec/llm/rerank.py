@@ -203,7 +203,7 @@ class LLMReRanker:
     prompts: Prompts = field(default_factory=Prompts)
     _priors: dict[int, LetterLogprobs] = field(default_factory=dict, repr=False, compare=False)
 
-    def pool(self, k: int) -> int:
+    def pool(self, request: Request) -> int:
         return self.config.candidates
 
     def rerank(

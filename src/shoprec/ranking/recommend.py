@@ -16,6 +16,7 @@ from shoprec.evaluation.protocol import top_k
 from shoprec.models.base import Recommender
 from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchReasons, SimilarReasons, occlusion
 from shoprec.ranking.items import ItemIndex
+from shoprec.ranking.rerank import MMR
 from shoprec.ranking.stages import (
     AllItems,
     Available,
@@ -58,7 +59,7 @@ class Ranker:
         masks, notes = zip(*(self.allowed(request, items) for request in requests), strict=True)
         allowed = np.stack(masks)  # (B, N)
         scores = self.scorer.score(requests, items, allowed)
-        pools = [max([request.k] + [r.pool(request.k) for r in self.rerankers]) for request in requests]
+        pools = [max([request.k] + [r.pool(request) for r in self.rerankers]) for request in requests]
         width = min(max(pools), len(items) - 1)
         best = top_k(scores.total, width, allowed=allowed)  # (B, width), PADDING past the allowed ones
         out = []
@@ -123,7 +124,7 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
     """The feed, similar-items and search rankers of ``model``; search relevance comes from ``encode_query``."""
     feed = model_scorer(model)
     return Rankers(
-        feed=Ranker(feed, explainer=FeedReasons()),
+        feed=Ranker(feed, rerankers=(MMR(),), explainer=FeedReasons()),  # MMR: the request's ``diversity``
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),

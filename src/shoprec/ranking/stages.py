@@ -43,8 +43,8 @@ class Scorer(Protocol):
 
 
 class ReRanker(Protocol):
-    def pool(self, k: int) -> int:
-        """How many of the best allowed items it needs to choose ``k`` from."""
+    def pool(self, request: Request) -> int:
+        """How many of the best allowed items it needs to choose ``request.k`` from."""
         ...
 
     def rerank(

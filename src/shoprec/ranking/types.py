@@ -42,6 +42,7 @@ class Request:
     max_price: float | None = None
     query: str | None = None
     seed: int | None = None
+    diversity: float = 0.0  # MMR's trade-off for a re-ranker that takes it from the request (0: relevance only)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class FeedRequest:
     k: int
     category: str | None = None
     exclude_seen: bool = True
+    diversity: float = 0.0
 
 
 class Pipeline:
@@ -117,7 +118,8 @@ class Pipeline:
         items = self.catalog.snapshot()
         stored = self.store.histories([r.user_id for r in requests])
         asked = [
-            Request(_indices(items, stored[r.user_id]), r.k, r.exclude_seen, category=r.category) for r in requests
+            Request(_indices(items, stored[r.user_id]), r.k, r.exclude_seen, category=r.category, diversity=r.diversity)
+            for r in requests
         ]
         return [
             RecommendationList(

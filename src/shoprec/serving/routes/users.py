@@ -41,6 +41,15 @@ async def recommendations(
         str | None, Query(max_length=1_000, description='Only items with this category level, e.g. "Nails".')
     ] = None,
     exclude_seen: Annotated[bool, Query(description="Leave out every item the user interacted with.")] = True,
+    diversity: Annotated[
+        float,
+        Query(
+            ge=0.0,
+            le=1.0,
+            description="0: the model's order. Up to 1: each next item also pays for its likeness to those above "
+            "it (maximal marginal relevance in the model's item space).",
+        ),
+    ] = 0.0,
 ) -> Response:
     """The user's next items from their whole stored history; an unknown user gets a popular cold-start list.
     Feeds that arrive together share one model forward (micro-batched off the event loop)."""
@@ -48,7 +57,7 @@ async def recommendations(
     # solves each dependency on every request (three fewer: 200 feeds in process, 1,719M -> 1,676M instructions).
     runtime = runtime_of(request)
     feeds: MicroBatcher[FeedRequest, RecommendationList] = request.app.state.feeds
-    asked = FeedRequest(user.id, user.raw, bounded_k(runtime.settings, k), category or None, exclude_seen)
+    asked = FeedRequest(user.id, user.raw, bounded_k(runtime.settings, k), category or None, exclude_seen, diversity)
     result = await feeds.submit(asked)
     runtime.metrics.items_served.labels(route="recommendations").inc(len(result.items))
     return as_json(result)
