@@ -121,6 +121,9 @@ def test_calibration_kl_leaves_out_users_without_categorised_items() -> None:
     categories = np.array([[0, 0], [1, 0], [0, 0]])  # item 2 has no category
     histories = Sequences.from_lists([0, 1], [[2], [1]])
     assert beyond.calibration_kl(histories, np.array([[1], [1]]), categories) == pytest.approx(0.0)
+    # An uncategorised item in a list still fills a slot: history all A, list (A, none) -> q = (.5, 0), q~_A = .505.
+    diluted = beyond.calibration_kl(histories, np.array([[1, 2], [1, 2]]), categories)
+    assert diluted == pytest.approx(np.log(1 / (0.99 * 0.5 + 0.01)))
     with pytest.raises(ValueError, match="2 histories for 1 lists"):
         beyond.calibration_kl(histories, np.array([[1]]), categories)
 

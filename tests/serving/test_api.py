@@ -316,11 +316,14 @@ def test_k_out_of_range_is_422_naming_k(client: TestClient, k: int, users: list[
         assert error(client.get(path, params={"k": k, "q": "soap"}), 422)["field"] == "query.k"
 
 
-@pytest.mark.parametrize("diversity", ["-0.1", "1.5", "nan", "much"])
-def test_a_diversity_outside_0_to_1_is_422_naming_it(client: TestClient, diversity: str, users: list[str]) -> None:
+@pytest.mark.parametrize("knob", ["diversity", "calibration"])
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "much"])
+def test_a_re_ranking_knob_outside_0_to_1_is_422_naming_it(
+    client: TestClient, knob: str, value: str, users: list[str]
+) -> None:
     path = f"/v1/users/{users[0]}/recommendations"
-    assert error(client.get(path, params={"diversity": diversity}), 422)["field"] == "query.diversity"
-    assert len(client.get(path, params={"diversity": "1"}).json()["items"]) == 10
+    assert error(client.get(path, params={knob: value}), 422)["field"] == f"query.{knob}"
+    assert len(client.get(path, params={knob: "1"}).json()["items"]) == 10
 
 
 def test_other_request_errors(client: TestClient, users: list[str]) -> None:

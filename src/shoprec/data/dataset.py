@@ -54,12 +54,7 @@ class Dataset:
         (a shorter path: its last level; row 0 and uncategorised items all zero), what the audit measures
         diversity and calibration over; None when no item has a category. Amazon Beauty at depth 2: "Nails",
         "Skin Care", ...; MovieLens holds one category per movie, its first genre."""
-        labels = [
-            parts[min(depth, len(parts) - 1)].strip()
-            if isinstance(path, str) and (parts := path.split(" > "))
-            else None
-            for path in self.catalog["category"]
-        ]
+        labels = [category_at(path, depth) for path in self.catalog["category"]]
         names = sorted({label for label in labels if label})
         if not names:
             return None
@@ -75,6 +70,13 @@ class Dataset:
         digest = hashlib.sha256(self.sequences.fingerprint().encode())
         digest.update("\n".join(self.items.ids).encode())
         return digest.hexdigest()
+
+
+def category_at(path: object, depth: int = CATEGORY_DEPTH) -> str | None:
+    """The level at ``depth`` (0 = the root) of an "A > B > C" category path, a shorter path's last level; None for
+    anything without a category. The one grouping of items by category that the audit and calibration share."""
+    parts = [part.strip() for part in path.split(">") if part.strip()] if isinstance(path, str) else []
+    return parts[min(depth, len(parts) - 1)] if parts else None
 
 
 def empty_catalog(n_items: int) -> pd.DataFrame:

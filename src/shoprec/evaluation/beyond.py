@@ -135,8 +135,10 @@ def calibration_kl(histories: Sequences, ranked: np.ndarray, item_categories: np
     of their list, q~ = (1 - alpha) q + alpha p so the KL stays finite when the list misses a category.
 
     ``item_categories`` ((n_items + 1, C), row 0 = padding) gives each item a distribution over categories (an
-    item with two categories: 0.5 each); items without a category add nothing. Users whose history or list has
-    no categorised item are left out (0 when none is left).
+    item with two categories: 0.5 each). An uncategorised item adds nothing to p, which is normalised over the
+    history's categorised items; in a list it still fills a slot, so q (over all listed items) sums to less than
+    1, as in Steck's q(g|u). Users without a categorised history item or with an empty list are left out (0 when
+    none is left).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -148,7 +150,7 @@ def calibration_kl(histories: Sequences, ranked: np.ndarray, item_categories: np
     history_mix = _counts(histories.items, histories.indptr, len(categories)) @ categories  # (B, C)
     kept = ranked != 0
     list_mix = _counts(ranked[kept], np.concatenate([[0], np.cumsum(kept.sum(axis=1))]), len(categories)) @ categories
-    p_total, q_total = history_mix.sum(axis=1), list_mix.sum(axis=1)
+    p_total, q_total = history_mix.sum(axis=1), kept.sum(axis=1)  # q over every listed item, categorised or not
     users = (p_total > 0) & (q_total > 0)
     if not users.any():
         return 0.0

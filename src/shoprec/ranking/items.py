@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoprec.data.dataset import Dataset
+from shoprec.data.dataset import Dataset, category_at
 from shoprec.encoders.text import normalise
 from shoprec.models.base import EmbeddingModel, Recommender
 from shoprec.storage.store import CatalogItem
@@ -41,6 +41,7 @@ class ItemIndex:
     available: np.ndarray  # (N,) bool: False for items the catalog marks unavailable (padding too)
     category_codes: np.ndarray  # (N,) int64 into ``paths``; -1 without a category
     paths: tuple[frozenset[str], ...]  # each distinct category path as its lower-cased levels
+    category_groups: np.ndarray  # (N,) int64: the item's category at the audit's level (``category_at``), -1 none
     query_categories: tuple[str, ...]  # level names a query may name as a filter (see ``index_items``)
     brands: np.ndarray  # (N,) object: each item's brand lower-cased and stripped, "" without one
     table: np.ndarray | None  # (N, D) float32 the model's item table (user vector · row = score); None: no vectors
@@ -134,6 +135,8 @@ def index_items(
     code_of = {path: code for code, path in enumerate(paths)}
     codes = [code_of[frozenset(level.lower() for level in path)] if path else -1 for path in categories]
     counts = Counter(level for path in categories for level in set(path))
+    grouped = [(category_at(item.category) or "").lower() if item is not None else "" for item in items]
+    group_of = {name: code for code, name in enumerate(dict.fromkeys(name for name in grouped if name))}
     counted = np.zeros(n, dtype=np.float32)
     counted[:n_trained] = popularity[:n_trained]
     prices = [np.nan if item is None or item.price is None else item.price for item in items]
@@ -148,6 +151,7 @@ def index_items(
         available=available,
         category_codes=np.asarray(codes, dtype=np.int64),
         paths=tuple(paths),
+        category_groups=np.array([group_of.get(name, -1) for name in grouped], dtype=np.int64),
         query_categories=tuple(name for name, count in counts.items() if count <= (n - 1) / 2),
         brands=brands,
         table=table,

@@ -1,4 +1,6 @@
-"""Re-rankers: stages that reorder a pool of the best allowed items (``Ranker`` asks each for ``pool(k)`` items)."""
+"""Re-rankers: stages that reorder a pool of the best allowed items (``Ranker`` asks each for ``pool(request)``
+items). Each has one knob in [0, 1], fixed or taken from the request (the API's query parameters); at 0 a stage
+asks for no larger pool and returns the order untouched."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class MMR:
     pool_factor: int = 5  # the pool is this many times k: candidates far below the top are not worth promoting
 
     def __post_init__(self) -> None:
-        _check(self.diversity)
+        _check("diversity", self.diversity)
 
     def pool(self, request: Request) -> int:
         return request.k * self.pool_factor if self._diversity(request) > 0 else request.k
@@ -50,12 +52,78 @@ class MMR:
         return pool[chosen], None
 
     def _diversity(self, request: Request) -> float:
-        if self.diversity is not None:
-            return self.diversity
-        _check(request.diversity)
-        return request.diversity
+        return _knob("diversity", self.diversity, request.diversity)
 
 
-def _check(diversity: float | None) -> None:
-    if diversity is not None and not 0.0 <= diversity <= 1.0:
-        raise ValueError(f"diversity must be in [0, 1], got {diversity}")
+CALIBRATION_NOT_APPLIED = "calibration needs a history with categorised items; the list is the model's order"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibrated recommendations (Steck, RecSys 2018): each next item maximises (1 - calibration) × its relevance
+    - calibration × KL(p || q~) (Steck's list objective, less the relevance already chosen, the same for every
+    candidate), p the category mix of the user's whole history, q that of the list
+    so far, q~ = (1 - alpha) q + alpha p. Categories are the items' ``category_groups`` (the audit's level, so the
+    protocol's CalibrationKL measures what this optimises). An item without one adds nothing to p; in the list it
+    takes a slot from every category of q, as in Steck's q(g|u), so it is never a free way to keep the mix. Relevance is
+    the score scaled to [0, 1] over the pool. ``calibration=None`` takes it from each request.
+    """
+
+    calibration: float | None = None
+    pool_factor: int = 5
+    alpha: float = 0.01
+
+    def __post_init__(self) -> None:
+        _check("calibration", self.calibration)
+
+    def pool(self, request: Request) -> int:
+        return request.k * self.pool_factor if self._calibration(request) > 0 else request.k
+
+    def rerank(
+        self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
+        weight = self._calibration(request)
+        if weight == 0:
+            return pool, None
+        groups = items.category_groups
+        seen = groups[request.history]
+        seen = seen[seen >= 0]
+        if len(seen) == 0:
+            return pool, CALIBRATION_NOT_APPLIED
+        n_groups = int(groups.max()) + 1
+        target = np.bincount(seen, minlength=n_groups) / len(seen)  # p
+        relevance = min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
+        adds = np.zeros((len(pool), n_groups))  # each candidate's contribution to the list's category counts
+        grouped = np.flatnonzero(groups[pool] >= 0)
+        adds[grouped, groups[pool][grouped]] = 1.0
+        counts = np.zeros(n_groups)
+        available = np.ones(len(pool), dtype=bool)
+        chosen: list[int] = []
+        for _ in range(min(request.k, len(pool))):
+            mix = (counts + adds) / (len(chosen) + 1)  # (P, C): the list's mix with each candidate added
+            smoothed = (1 - self.alpha) * mix + self.alpha * target
+            held = target > 0
+            divergence = (target[held] * np.log(target[held] / smoothed[:, held])).sum(axis=1)
+            value = (1 - weight) * relevance - weight * divergence
+            value[~available] = -np.inf
+            best = int(np.argmax(value))  # ties: the earlier (higher-scored) item
+            chosen.append(best)
+            available[best] = False
+            counts += adds[best]
+        return pool[chosen], None
+
+    def _calibration(self, request: Request) -> float:
+        return _knob("calibration", self.calibration, request.calibration)
+
+
+def _knob(name: str, fixed: float | None, asked: float) -> float:
+    """A stage's knob: its own when fixed, else the request's, checked."""
+    if fixed is not None:
+        return fixed
+    _check(name, asked)
+    return asked
+
+
+def _check(name: str, value: float | None) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")

@@ -43,6 +43,7 @@ class Request:
     query: str | None = None
     seed: int | None = None
     diversity: float = 0.0  # MMR's trade-off for a re-ranker that takes it from the request (0: relevance only)
+    calibration: float = 0.0  # the same for category calibration
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class FeedRequest:
     category: str | None = None
     exclude_seen: bool = True
     diversity: float = 0.0
+    calibration: float = 0.0
 
 
 class Pipeline:
@@ -118,7 +119,14 @@ class Pipeline:
         items = self.catalog.snapshot()
         stored = self.store.histories([r.user_id for r in requests])
         asked = [
-            Request(_indices(items, stored[r.user_id]), r.k, r.exclude_seen, category=r.category, diversity=r.diversity)
+            Request(
+                _indices(items, stored[r.user_id]),
+                r.k,
+                r.exclude_seen,
+                category=r.category,
+                diversity=r.diversity,
+                calibration=r.calibration,
+            )
             for r in requests
         ]
         return [

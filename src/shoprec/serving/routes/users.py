@@ -50,6 +50,15 @@ async def recommendations(
             "it (maximal marginal relevance in the model's item space).",
         ),
     ] = 0.0,
+    calibration: Annotated[
+        float,
+        Query(
+            ge=0.0,
+            le=1.0,
+            description="0: the model's order. Up to 1: the list's category mix follows the user's history "
+            "(Steck's calibration); with diversity too, calibration chooses the items and diversity orders them.",
+        ),
+    ] = 0.0,
 ) -> Response:
     """The user's next items from their whole stored history; an unknown user gets a popular cold-start list.
     Feeds that arrive together share one model forward (micro-batched off the event loop)."""
@@ -57,7 +66,9 @@ async def recommendations(
     # solves each dependency on every request (three fewer: 200 feeds in process, 1,719M -> 1,676M instructions).
     runtime = runtime_of(request)
     feeds: MicroBatcher[FeedRequest, RecommendationList] = request.app.state.feeds
-    asked = FeedRequest(user.id, user.raw, bounded_k(runtime.settings, k), category or None, exclude_seen, diversity)
+    asked = FeedRequest(
+        user.id, user.raw, bounded_k(runtime.settings, k), category or None, exclude_seen, diversity, calibration
+    )
     result = await feeds.submit(asked)
     runtime.metrics.items_served.labels(route="recommendations").inc(len(result.items))
     return as_json(result)
