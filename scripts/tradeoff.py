@@ -6,7 +6,7 @@
 The model must have been trained on DATA (its vocabulary is DATA's), so leave-one-out's validation targets are the
 ones it was selected on: knob values are chosen here, and the test split is never read. Each value ranks every
 validation user through the ranking pipeline (the model's scorer, then the knob's stage: ``MMR`` for diversity,
-``Calibration`` for calibration, exactly as the API's ``?diversity=`` / ``?calibration=`` serve it) and the
+``Calibration`` for calibration, ``TailExposure`` for tail_share, exactly as the API's knobs serve them) and the
 evaluation protocol measures NDCG@10, HR@10, intra-list diversity and calibration KL over DATA's categories, and
 the share of list slots given to tail items (the bottom half by training popularity).
 """
@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from shoprec.cli.common import load_data
@@ -27,9 +28,14 @@ from shoprec.models.artifact import load_artifact
 from shoprec.models.base import item_popularity
 from shoprec.ranking.items import catalog_records, model_items
 from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, Calibration
-from shoprec.ranking.stages import model_scorer
+from shoprec.ranking.rerank import MMR, Calibration, TailExposure
+from shoprec.ranking.stages import ReRanker, model_scorer
 
+STAGES: dict[str, Callable[[float], ReRanker]] = {
+    "diversity": MMR,
+    "calibration": Calibration,
+    "tail_share": TailExposure,
+}
 COLUMNS = ("NDCG@10", "HR@10", "ILD@10", "CalibrationKL@10", "ExposureTail@10", "Coverage@10")
 
 
@@ -37,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--knob", choices=["diversity", "calibration"], required=True)
+    parser.add_argument("--knob", choices=sorted(STAGES), required=True)
     parser.add_argument("--values", default="0,0.1,0.2,0.3,0.5,0.7", help="comma-separated knob values in [0, 1]")
     parser.add_argument("--out", type=Path, help="write the rows and their provenance as JSON here")
     args = parser.parse_args()
@@ -55,7 +61,7 @@ def main() -> None:
     rows = []
     print("| " + " | ".join([args.knob, *COLUMNS, "seconds"]) + " |", flush=True)
     for value in values:
-        stage = MMR(value) if args.knob == "diversity" else Calibration(value)
+        stage = STAGES[args.knob](value)
         ranking = OfflineRanking(Ranker(model_scorer(model), rerankers=(stage,)), items)
         started = time.perf_counter()
         result = evaluate(

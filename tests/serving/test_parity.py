@@ -14,7 +14,7 @@ from shoprec.evaluation.protocol import rank
 from shoprec.models.artifact import load_artifact
 from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, Calibration
+from shoprec.ranking.rerank import MMR, Calibration, TailExposure
 from shoprec.ranking.stages import model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
@@ -46,7 +46,8 @@ def test_the_served_feed_is_the_offline_ranking(
 
 
 @pytest.mark.parametrize(
-    ("name", "knob"), [("sasrec", "diversity"), ("itemknn", "diversity"), ("sasrec", "calibration")]
+    ("name", "knob"),
+    [("sasrec", "diversity"), ("itemknn", "diversity"), ("sasrec", "calibration"), ("sasrec", "tail_share")],
 )
 def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stage(
     name: str,
@@ -57,15 +58,15 @@ def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stage(
     cache_dir: Path,
     serving_data: Dataset,
 ) -> None:
-    """``?diversity=0.5`` (``?calibration=0.5``) serves what the evaluation protocol ranks with an MMR(0.5)
-    (Calibration(0.5)) stage over the same items, and it changes most lists. MMR works in the model's item space
-    for sasrec, in the search text space for itemknn, which has no item vectors."""
+    """``?diversity=0.5`` (``?calibration=``, ``?tail_share=``) serves what the evaluation protocol ranks with an
+    MMR(0.5) (Calibration, TailExposure) stage over the same items, and it changes most lists. MMR works in the
+    model's item space for sasrec, in the search text space for itemknn, which has no item vectors."""
     directory = model_dir if name == "sasrec" else classic_dir(name)
     pipeline = Pipeline.load(directory, store, search_encoder="hashing", cache_dir=cache_dir)
     model, vocabulary, _ = load_artifact(directory)
     users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:USERS]]
     histories = [vocabulary.lookup([event.item_id for event in store.history(user)]) for user in users]
-    stage = MMR(0.5) if knob == "diversity" else Calibration(0.5)
+    stage = {"diversity": MMR(0.5), "calibration": Calibration(0.5), "tail_share": TailExposure(0.5)}[knob]
     offline_ranking = OfflineRanking(Ranker(model_scorer(model), rerankers=(stage,)), pipeline.catalog.snapshot())
     offline = rank(offline_ranking, Sequences.from_lists(np.arange(USERS), histories), K)
     served = pipeline.recommend_many([FeedRequest(user, user, K, **{knob: 0.5}) for user in users])

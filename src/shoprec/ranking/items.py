@@ -16,6 +16,8 @@ import numpy as np
 
 from shoprec.data.dataset import Dataset, category_at
 from shoprec.encoders.text import normalise
+from shoprec.evaluation.beyond import popularity_groups
+from shoprec.evaluation.protocol import HEAD_SHARE, TAIL_SHARE
 from shoprec.models.base import EmbeddingModel, Recommender
 from shoprec.storage.store import CatalogItem
 from shoprec.types import PADDING, Sequences
@@ -48,6 +50,7 @@ class ItemIndex:
     unit_table: np.ndarray | None  # (N, D) rows of ``table`` at unit length, for item-item cosine
     search: np.ndarray  # (N, T) float32 unit text vectors; zero rows for items without text, T = 0 without encoder
     popularity: np.ndarray  # (N,) float32 training interaction counts; new items 0
+    tail: np.ndarray  # (N,) bool: the audit's long tail (bottom half by training count; new items always)
     n_trained: int  # vocabulary size with padding: indices from here on are items the model never saw
     new_text: np.ndarray  # (N - n_trained, T') model-encoder vectors of the new items
 
@@ -158,6 +161,7 @@ def index_items(
         unit_table=None if table is None else normalise(table),
         search=np.zeros((n, 0), dtype=np.float32) if search is None else search,
         popularity=counted,
+        tail=popularity_groups(counted, HEAD_SHARE, TAIL_SHARE) == 2,
         n_trained=n_trained,
         new_text=np.zeros((n - n_trained, 0), dtype=np.float32) if new_text is None else new_text,
     )

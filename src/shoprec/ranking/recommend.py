@@ -16,7 +16,7 @@ from shoprec.evaluation.protocol import top_k
 from shoprec.models.base import Recommender
 from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchReasons, SimilarReasons, occlusion
 from shoprec.ranking.items import ItemIndex
-from shoprec.ranking.rerank import MMR, Calibration
+from shoprec.ranking.rerank import MMR, Calibration, TailExposure
 from shoprec.ranking.stages import (
     AllItems,
     Available,
@@ -124,8 +124,8 @@ def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -
     """The feed, similar-items and search rankers of ``model``; search relevance comes from ``encode_query``."""
     feed = model_scorer(model)
     return Rankers(
-        # The request's knobs: calibration chooses the k items, then MMR orders them by diversity.
-        feed=Ranker(feed, rerankers=(Calibration(), MMR()), explainer=FeedReasons()),
+        # The request's re-ranking knobs (the API takes one at a time; each stage is a no-op at 0).
+        feed=Ranker(feed, rerankers=(Calibration(), MMR(), TailExposure()), explainer=FeedReasons()),
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),

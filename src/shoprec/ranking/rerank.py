@@ -4,6 +4,7 @@ asks for no larger pool and returns the order untouched."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,6 +115,46 @@ class Calibration:
 
     def _calibration(self, request: Request) -> float:
         return _knob("calibration", self.calibration, request.calibration)
+
+
+TAIL_SHORT = "the candidates held too few long-tail items to fill the asked share"
+
+
+@dataclass(frozen=True)
+class TailExposure:
+    """A floor on the long tail's share of every list (a constrained greedy): at least ceil(tail_share × k) slots
+    go to tail items (``ItemIndex.tail``: the audit's bottom half by training count, new items included). The list
+    keeps its best-scored items, and the lowest-scored non-tail ones give way to the best-scored tail items of a
+    pool of ``pool_factor`` × k; the list stays in score order. ``tail_share=None`` takes it from each request.
+    """
+
+    tail_share: float | None = None
+    pool_factor: int = 20  # tail items rarely score near the top: look further down than MMR does
+
+    def __post_init__(self) -> None:
+        _check("tail_share", self.tail_share)
+
+    def pool(self, request: Request) -> int:
+        return request.k * self.pool_factor if self._share(request) > 0 else request.k
+
+    def rerank(
+        self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
+        share = self._share(request)
+        k = min(request.k, len(pool))
+        if share == 0 or k == 0:
+            return pool, None
+        tail = items.tail[pool]
+        wanted = math.ceil(share * k)
+        if tail[:k].sum() >= wanted:  # already there: a floor never takes tail items out
+            return pool, None
+        tail_slots = np.flatnonzero(tail)[:wanted]  # pool positions of the best tail items
+        others = np.flatnonzero(~tail)[: k - len(tail_slots)]
+        chosen = np.sort(np.concatenate([tail_slots, others]))  # pool order is score order
+        return pool[chosen], TAIL_SHORT if len(tail_slots) < wanted else None
+
+    def _share(self, request: Request) -> float:
+        return _knob("tail_share", self.tail_share, request.tail_share)
 
 
 def _knob(name: str, fixed: float | None, asked: float) -> float:

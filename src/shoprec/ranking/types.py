@@ -44,6 +44,7 @@ class Request:
     seed: int | None = None
     diversity: float = 0.0  # MMR's trade-off for a re-ranker that takes it from the request (0: relevance only)
     calibration: float = 0.0  # the same for category calibration
+    tail_share: float = 0.0  # the least share of the list that goes to long-tail items
 
 
 @dataclass(frozen=True)

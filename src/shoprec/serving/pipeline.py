@@ -55,6 +55,7 @@ class FeedRequest:
     exclude_seen: bool = True
     diversity: float = 0.0
     calibration: float = 0.0
+    tail_share: float = 0.0
 
 
 class Pipeline:
@@ -126,6 +127,7 @@ class Pipeline:
                 category=r.category,
                 diversity=r.diversity,
                 calibration=r.calibration,
+                tail_share=r.tail_share,
             )
             for r in requests
         ]

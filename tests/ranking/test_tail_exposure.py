@@ -1,0 +1,48 @@
+"""The long-tail floor: a constrained greedy with a known answer on a hand-made catalogue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shoprec.ranking.items import ItemIndex, index_items
+from shoprec.ranking.rerank import TAIL_SHORT, TailExposure
+from shoprec.ranking.types import Request
+from shoprec.storage.store import CatalogItem
+
+
+@pytest.fixture
+def items() -> ItemIndex:
+    """Twelve items; training counts fall with the index, so items 7-12 are the tail (the bottom half)."""
+    records = [None, *(CatalogItem(f"i{i}") for i in range(1, 13))]
+    popularity = np.array([0, 120, 110, 100, 90, 80, 70, 6, 5, 4, 3, 2, 1], dtype=np.float32)
+    return index_items(["", *(f"i{i}" for i in range(1, 13))], records, table=None, popularity=popularity)
+
+
+SCORES = np.array([0.0, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1])  # the model ranks by popularity
+POOL = np.arange(1, 13)  # best first
+
+
+def test_the_tail_items_are_the_bottom_half(items: ItemIndex) -> None:
+    assert np.flatnonzero(items.tail).tolist() == [7, 8, 9, 10, 11, 12]
+
+
+def test_a_floor_swaps_the_weakest_head_items_for_the_best_tail_ones(items: ItemIndex) -> None:
+    chosen, note = TailExposure(0.5).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
+    assert chosen.tolist() == [1, 2, 7, 8] and note is None  # 2 of 4 slots, the list still in score order
+    chosen, _ = TailExposure(0.25).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
+    assert chosen.tolist() == [1, 2, 3, 7]  # ceil(0.25 x 4) = 1 slot
+    chosen, _ = TailExposure(0.3).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
+    assert chosen.tolist() == [1, 2, 7, 8]  # ceil(1.2) = 2: a floor rounds up
+
+
+def test_zero_a_met_floor_and_a_short_pool(items: ItemIndex) -> None:
+    history = np.array([1])
+    np.testing.assert_array_equal(TailExposure(0.0).rerank(Request(history, k=4), items, POOL, SCORES)[0], POOL)
+    tail_first = np.array([7, 8, 1, 2, 3])
+    assert TailExposure(0.5).rerank(Request(history, k=4), items, tail_first, SCORES)[0] is tail_first
+    chosen, note = TailExposure(1.0).rerank(Request(history, k=4), items, np.array([1, 2, 3, 4, 5, 7]), SCORES)
+    assert chosen.tolist() == [1, 2, 3, 7] and note == TAIL_SHORT
+    assert TailExposure().pool(Request(history, k=4, tail_share=0.5)) == 80
+    with pytest.raises(ValueError, match="tail_share must be in"):
+        TailExposure(2.0)
