@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -14,8 +15,28 @@ from shoprec.ranking.stages import min_max
 from shoprec.ranking.types import Request
 
 
+class KnobStage:
+    """What the stages here share: one knob in [0, 1] named ``knob``, fixed on the stage or, when None there, read
+    off each request under the same name; a pool of ``pool_factor`` x k only while it is above 0."""
+
+    knob: ClassVar[str]
+    pool_factor: int
+
+    def __post_init__(self) -> None:
+        _check(self.knob, getattr(self, self.knob))
+
+    def pool(self, request: Request) -> int:
+        return request.k * self.pool_factor if self.setting(request) > 0 else request.k
+
+    def setting(self, request: Request) -> float:
+        fixed: float | None = getattr(self, self.knob)
+        value: float = getattr(request, self.knob) if fixed is None else fixed
+        _check(self.knob, value)
+        return value
+
+
 @dataclass(frozen=True)
-class MMR:
+class MMR(KnobStage):
     """Maximal marginal relevance (Carbonell & Goldstein, SIGIR 1998): each next item maximises
     (1 - diversity) × relevance - diversity × its highest cosine to the items already chosen, in the model's item
     space (in the text space for a model without item vectors). Relevance is the score scaled to [0, 1] over the
@@ -23,19 +44,14 @@ class MMR:
     item. ``diversity=None`` takes it from each request (``Request.diversity``: the API's ``?diversity=``).
     """
 
+    knob: ClassVar[str] = "diversity"
     diversity: float | None = None
     pool_factor: int = 5  # the pool is this many times k: candidates far below the top are not worth promoting
-
-    def __post_init__(self) -> None:
-        _check("diversity", self.diversity)
-
-    def pool(self, request: Request) -> int:
-        return request.k * self.pool_factor if self._diversity(request) > 0 else request.k
 
     def rerank(
         self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
     ) -> tuple[np.ndarray, str | None]:
-        diversity = self._diversity(request)
+        diversity = self.setting(request)
         if diversity == 0:
             return pool, None
         space = items.unit_table if items.unit_table is not None else items.search
@@ -52,15 +68,12 @@ class MMR:
             closest = np.maximum(closest, similarity[best])
         return pool[chosen], None
 
-    def _diversity(self, request: Request) -> float:
-        return _knob("diversity", self.diversity, request.diversity)
-
 
 CALIBRATION_NOT_APPLIED = "calibration needs a history with categorised items; the list is the model's order"
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(KnobStage):
     """Calibrated recommendations (Steck, RecSys 2018): each next item maximises (1 - calibration) × its relevance
     - calibration × KL(p || q~) (Steck's list objective, less the relevance already chosen, the same for every
     candidate), p the category mix of the user's whole history, q that of the list
@@ -70,20 +83,15 @@ class Calibration:
     the score scaled to [0, 1] over the pool. ``calibration=None`` takes it from each request.
     """
 
+    knob: ClassVar[str] = "calibration"
     calibration: float | None = None
     pool_factor: int = 5
     alpha: float = 0.01
 
-    def __post_init__(self) -> None:
-        _check("calibration", self.calibration)
-
-    def pool(self, request: Request) -> int:
-        return request.k * self.pool_factor if self._calibration(request) > 0 else request.k
-
     def rerank(
         self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
     ) -> tuple[np.ndarray, str | None]:
-        weight = self._calibration(request)
+        weight = self.setting(request)
         if weight == 0:
             return pool, None
         groups = items.category_groups
@@ -113,34 +121,26 @@ class Calibration:
             counts += adds[best]
         return pool[chosen], None
 
-    def _calibration(self, request: Request) -> float:
-        return _knob("calibration", self.calibration, request.calibration)
-
 
 TAIL_SHORT = "the candidates held too few long-tail items to fill the asked share"
 
 
 @dataclass(frozen=True)
-class TailExposure:
+class TailExposure(KnobStage):
     """A floor on the long tail's share of every list (a constrained greedy): at least ceil(tail_share × k) slots
     go to tail items (``ItemIndex.tail``: the audit's bottom half by training count, new items included). The list
     keeps its best-scored items, and the lowest-scored non-tail ones give way to the best-scored tail items of a
     pool of ``pool_factor`` × k; the list stays in score order. ``tail_share=None`` takes it from each request.
     """
 
+    knob: ClassVar[str] = "tail_share"
     tail_share: float | None = None
     pool_factor: int = 20  # tail items rarely score near the top: look further down than MMR does
-
-    def __post_init__(self) -> None:
-        _check("tail_share", self.tail_share)
-
-    def pool(self, request: Request) -> int:
-        return request.k * self.pool_factor if self._share(request) > 0 else request.k
 
     def rerank(
         self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
     ) -> tuple[np.ndarray, str | None]:
-        share = self._share(request)
+        share = self.setting(request)
         k = min(request.k, len(pool))
         if share == 0 or k == 0:
             return pool, None
@@ -152,17 +152,6 @@ class TailExposure:
         others = np.flatnonzero(~tail)[: k - len(tail_slots)]
         chosen = np.sort(np.concatenate([tail_slots, others]))  # pool order is score order
         return pool[chosen], TAIL_SHORT if len(tail_slots) < wanted else None
-
-    def _share(self, request: Request) -> float:
-        return _knob("tail_share", self.tail_share, request.tail_share)
-
-
-def _knob(name: str, fixed: float | None, asked: float) -> float:
-    """A stage's knob: its own when fixed, else the request's, checked."""
-    if fixed is not None:
-        return fixed
-    _check(name, asked)
-    return asked
 
 
 def _check(name: str, value: float | None) -> None:
