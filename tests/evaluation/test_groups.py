@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,15 @@ def test_the_interval_is_reproducible_and_needs_two_groups() -> None:
     assert group_gap("k", "m", values, groups) == group_gap("k", "m", values, groups)
     with pytest.raises(ValueError, match="two non-empty groups"):
         group_gap("k", "m", values, {"all": np.ones(50, dtype=bool), "empty": groups["empty"]})
+
+
+def test_the_extremes_of_many_groups_drawn_alike_are_not_called_a_gap() -> None:
+    """21 groups of 100 users, all hit with probability 0.1: the best and the worst differ by chance alone, and the
+    interval, corrected for choosing them among 210 pairs, says so (an uncorrected 95% interval would not)."""
+    rng = np.random.default_rng(3)
+    values = rng.random(2_100) < 0.1
+    groups = {f"occupation {g}": np.arange(2_100) // 100 == g for g in range(21)}
+    gap = group_gap("occupation", "HR@10", values, groups)
+    assert gap.gap > 0.1 and not gap.significant
+    uncorrected = gap.gap - 1.96 * (gap.gap - gap.low) / NormalDist().inv_cdf(1 - 0.05 / 420)
+    assert uncorrected > 0  # what the interval would have claimed without the correction

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from shoprec.data.split import EvalSet
@@ -235,6 +236,23 @@ def test_the_audit_measures_the_lists_evaluate_ranked_and_the_history_length_gap
     assert evaluate(scorer, eval_set, np.ones(100, dtype=np.int64), group_gaps=False).gaps == []
     table = gaps_table(result).splitlines()
     assert len(table) == 4 and "| history_length | HR@10 |" in table[2] and "50+ (0.0000)" in table[2]
+
+
+def test_user_attributes_give_slices_and_a_gap_per_attribute() -> None:
+    """KNOWN's users 0 and 1 are hit at 20, 2 is hit, 3 is not: by gender (0, 2 female; 1, 3 male) HR@20 is 1 and
+    0.5; the user-index labels follow each evaluated row, and a user without a label is in no group."""
+    attributes = pd.DataFrame(
+        {"gender": ["female", "male", "female", "male"], "age": ["18-24", None, "18-24", "56+"]},
+        index=pd.RangeIndex(0, 4),
+        dtype=object,
+    )
+    result = evaluate(descending_index_scorer(4), KNOWN, POPULARITY, ks=(20,), user_attributes=attributes)
+    slices = {(s.kind, s.name): s for s in result.slices}
+    assert slices["gender", "female"].metrics["HR@20"] == 1.0 and slices["gender", "male"].metrics["HR@20"] == 0.5
+    assert slices["age", "18-24"].n_users == 2 and slices["age", "56+"].n_users == 1
+    gaps = {(gap.kind, gap.metric): gap for gap in result.gaps}
+    assert (gaps["gender", "HR@20"].best, gaps["gender", "HR@20"].gap) == ("female", 0.5)
+    assert ("age", "NDCG@20") in gaps and ("history_length", "HR@20") not in gaps  # one length bucket only
 
 
 def test_evaluate_with_several_targets_per_user() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shoprec.data.dataset import CATALOG_COLUMNS, Dataset, empty_catalog
+from shoprec.data.dataset import CATALOG_COLUMNS, USER_ATTRIBUTES, Dataset, empty_catalog
 from shoprec.data.rejects import LoadReport, SchemaError
 from shoprec.types import Sequences, Vocabulary
 
@@ -66,8 +66,39 @@ def read_benchmark(
         users=user_vocab,
         sequences=sequences,
         catalog=_catalog_frame(items, catalog_rows),
+        user_attributes=_read_users(directory / "users.dat", user_vocab, pseudonymize),
     )
     return dataset, report
+
+
+_AGES = {"1": "under 18", "18": "18-24", "25": "25-34", "35": "35-44", "45": "45-49", "50": "50-55", "56": "56+"}
+_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer", "programmer",
+    "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
+    "unemployed", "writer",
+)  # fmt: skip
+
+
+def _read_users(path: Path, users: Vocabulary, pseudonymize: Callable[[str], str]) -> pd.DataFrame | None:
+    """GroupLens ``UserID::Gender::Age::Occupation::Zip-code`` as gender / age / occupation labels by user index,
+    for the group audit; the zip code is not kept. None without the file; users it lacks get None."""
+    if not path.is_file():
+        return None
+    known: dict[int, tuple[str | None, str | None, str | None]] = {}
+    for line in path.read_text(encoding="latin-1").splitlines():
+        parts = line.split("::")
+        if len(parts) != 5 or (pseudonym := pseudonymize(parts[0])) not in users:
+            continue
+        occupation = int(parts[3]) if parts[3].isdigit() else -1
+        known[users.index(pseudonym)] = (
+            {"F": "female", "M": "male"}.get(parts[1]),
+            _AGES.get(parts[2]),
+            _OCCUPATIONS[occupation] if 0 <= occupation < len(_OCCUPATIONS) else None,
+        )
+    index = pd.RangeIndex(1, len(users) + 1, name="user_index")
+    frame = pd.DataFrame.from_dict(known, orient="index", columns=list(USER_ATTRIBUTES), dtype=object).reindex(index)
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def _check_line(tokens: list[str], seen_users: set[str], catalog: dict[str, dict[str, object]]) -> str:

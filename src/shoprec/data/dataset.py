@@ -11,6 +11,7 @@ import pandas as pd
 from shoprec.types import Sequences, Vocabulary
 
 CATALOG_COLUMNS = ("title", "description", "category", "brand", "price", "tags", "reviews")
+USER_ATTRIBUTES = ("gender", "age", "occupation")  # what a data set may say of its users, for the group audit
 CATEGORY_DEPTH = 2  # the level of "Beauty > Makeup > Nails > Nail Polish" the audit groups items by: "Nails"
 
 
@@ -20,7 +21,8 @@ class Dataset:
 
     ``users`` holds pseudonyms only: raw user ids never get this far. ``catalog`` is indexed by item index
     (1..n) with the columns of CATALOG_COLUMNS (missing values are None/NaN); text fields are HTML-unescaped.
-    ``event_types`` is aligned with ``sequences.items`` when the source had event types.
+    ``event_types`` is aligned with ``sequences.items`` when the source had event types. ``user_attributes``,
+    when the source has them (MovieLens-1M), holds USER_ATTRIBUTES labels by user index (None where unknown).
     """
 
     name: str
@@ -29,6 +31,7 @@ class Dataset:
     sequences: Sequences
     catalog: pd.DataFrame
     event_types: np.ndarray | None = None
+    user_attributes: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if len(self.sequences) and int(self.sequences.items.max(initial=0)) >= self.items.size:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
 from shoprec.data.split import EvalSet
 from shoprec.evaluation.beyond import (
@@ -197,6 +198,7 @@ def evaluate(
     item_vectors: np.ndarray | None = None,
     item_categories: np.ndarray | None = None,
     group_gaps: bool = True,
+    user_attributes: pd.DataFrame | None = None,
 ) -> EvalResult:
     """Full ranking over all items with each user's history excluded, then accuracy, beyond-accuracy, slices and
     the history-length group gaps.
@@ -208,7 +210,8 @@ def evaluate(
     With ``item_vectors`` ((n_items, D), any model-independent item representation, e.g. text vectors) the lists'
     intra-list diversity is measured, with ``item_categories`` ((n_items, C) category distribution per item) their
     category calibration (see ``beyond``). ``group_gaps=False`` skips the bootstrap (about 0.3 s on Beauty), for
-    validation passes that read only the means.
+    validation passes that read only the means. ``user_attributes`` (labels by user index, e.g. MovieLens-1M's
+    gender, age and occupation) adds a slice per label and a gap per attribute.
     """
     popularity = np.asarray(item_popularity)
     if popularity.ndim != 1 or len(popularity) < 2:
@@ -230,9 +233,12 @@ def evaluate(
             metrics[f"ILD@{k}"] = intra_list_diversity(ranked[:, :k], item_vectors)
         if item_categories is not None:
             metrics[f"CalibrationKL@{k}"] = calibration_kl(eval_set.histories, ranked[:, :k], item_categories)
-    slices = _slices(eval_set, popularity, per_user, ks)
+    groups = {"history_length": _length_groups(eval_set)}
+    if user_attributes is not None:
+        groups.update(_attribute_groups(eval_set, user_attributes))
+    slices = _slices(eval_set, popularity, per_user, ks, groups)
     repeats = int(repeated_targets(eval_set.histories, eval_set.targets).sum())
-    gaps = _gaps(eval_set, per_user, 10 if 10 in ks else ks[-1]) if group_gaps else []
+    gaps = _gaps(groups, per_user, 10 if 10 in ks else ks[-1]) if group_gaps else []
     return EvalResult(metrics, len(eval_set), slices, per_user, n_repeat_targets=repeats, gaps=gaps)
 
 
@@ -251,12 +257,23 @@ def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, 
     return metrics
 
 
-def _gaps(eval_set: EvalSet, per_user: dict[str, np.ndarray], k: int) -> list[GroupGap]:
-    """HR and NDCG at ``k``: best- against worst-served history-length group (none when all fall in one)."""
-    groups = _length_groups(eval_set)
-    if sum(mask.any() for mask in groups.values()) < 2:
-        return []
-    return [group_gap("history_length", f"{m}@{k}", per_user[f"{m}@{k}"], groups) for m in _GAP_METRICS]
+def _gaps(groups: dict[str, dict[str, np.ndarray]], per_user: dict[str, np.ndarray], k: int) -> list[GroupGap]:
+    """HR and NDCG at ``k``: the best- against the worst-served group of each kind (none where all fall in one)."""
+    return [
+        group_gap(kind, f"{m}@{k}", per_user[f"{m}@{k}"], masks)
+        for kind, masks in groups.items()
+        if sum(mask.any() for mask in masks.values()) >= 2
+        for m in _GAP_METRICS
+    ]
+
+
+def _attribute_groups(eval_set: EvalSet, attributes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """Per attribute column, label -> mask over the evaluated users (users without the label are in none)."""
+    rows = attributes.reindex(eval_set.histories.users)
+    return {
+        column: {str(label): (rows[column] == label).to_numpy() for label in sorted(rows[column].dropna().unique())}
+        for column in attributes.columns
+    }
 
 
 def _length_groups(eval_set: EvalSet) -> dict[str, np.ndarray]:
@@ -265,11 +282,16 @@ def _length_groups(eval_set: EvalSet) -> dict[str, np.ndarray]:
 
 
 def _slices(
-    eval_set: EvalSet, popularity: np.ndarray, per_user: dict[str, np.ndarray], ks: tuple[int, ...]
+    eval_set: EvalSet,
+    popularity: np.ndarray,
+    per_user: dict[str, np.ndarray],
+    ks: tuple[int, ...],
+    user_groups: dict[str, dict[str, np.ndarray]],
 ) -> list[SliceResult]:
-    """Users grouped by history length and by the popularity of their (first) target; empty groups dropped."""
+    """Users grouped by ``user_groups`` (history length, attributes) and by the popularity of their (first)
+    target; empty groups dropped."""
     names = [f"{metric}@{k}" for k in ks for metric in _SLICE_METRICS]
-    groups = [("history_length", name, mask) for name, mask in _length_groups(eval_set).items()]
+    groups = [(kind, name, mask) for kind, masks in user_groups.items() for name, mask in masks.items()]
     first_target = eval_set.targets.items[eval_set.targets.indptr[:-1]]
     in_head = popularity_head(popularity, HEAD_SHARE)[first_target]
     groups += [("target_popularity", "head", in_head), ("target_popularity", "tail", ~in_head)]

@@ -91,6 +91,7 @@ def run_protocol(
         on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
         item_vectors=categories,
         item_categories=categories,
+        user_attributes=dataset.user_attributes,
     )
     reads = (ledger or Ledger.default()).record(
         data_name=dataset.name,
