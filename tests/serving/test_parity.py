@@ -12,33 +12,44 @@ import pytest
 from shoprec.data.dataset import Dataset
 from shoprec.evaluation.protocol import rank
 from shoprec.models.artifact import load_artifact
+from shoprec.models.base import Recommender
 from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
 from shoprec.ranking.rerank import MMR, Calibration, TailExposure
 from shoprec.ranking.stages import model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
-from shoprec.types import EventType, Sequences
+from shoprec.types import EventType, Sequences, Vocabulary
 
 USERS = 40
 K = 10
 
 
+Served = tuple[Pipeline, Recommender, Vocabulary, list[str], Sequences]
+
+
+@pytest.fixture
+def served_for(
+    model_dir: Path, classic_dir: Callable[[str], Path], store: Store, cache_dir: Path, serving_data: Dataset
+) -> Callable[[str], Served]:
+    """A pipeline over model ``name`` ("sasrec": the fused Transformer), the model as saved, its vocabulary, the
+    first USERS seeded users and their stored histories as the model's item indices."""
+
+    def load(name: str) -> Served:
+        directory = model_dir if name == "sasrec" else classic_dir(name)
+        pipeline = Pipeline.load(directory, store, search_encoder="hashing", cache_dir=cache_dir)
+        model, vocabulary, _ = load_artifact(directory)
+        users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:USERS]]
+        histories = [vocabulary.lookup([event.item_id for event in store.history(user)]) for user in users]
+        return pipeline, model, vocabulary, users, Sequences.from_lists(np.arange(USERS), histories)
+
+    return load
+
+
 @pytest.mark.parametrize("name", ["sasrec", "itemknn"])
-def test_the_served_feed_is_the_offline_ranking(
-    name: str,
-    model_dir: Path,
-    classic_dir: Callable[[str], Path],
-    store: Store,
-    cache_dir: Path,
-    serving_data: Dataset,
-) -> None:
-    directory = model_dir if name == "sasrec" else classic_dir(name)
-    pipeline = Pipeline.load(directory, store, search_encoder="hashing", cache_dir=cache_dir)
-    model, vocabulary, _ = load_artifact(directory)
-    users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:USERS]]
-    histories = [vocabulary.lookup([event.item_id for event in store.history(user)]) for user in users]
-    offline = rank(model, Sequences.from_lists(np.arange(USERS), histories), K)
+def test_the_served_feed_is_the_offline_ranking(name: str, served_for: Callable[[str], Served]) -> None:
+    pipeline, model, vocabulary, users, histories = served_for(name)
+    offline = rank(model, histories, K)
     served = pipeline.recommend_many([FeedRequest(user, user, K) for user in users])
     for row, feed in zip(offline, served, strict=True):
         assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)
@@ -50,25 +61,15 @@ def test_the_served_feed_is_the_offline_ranking(
     [("sasrec", "diversity"), ("itemknn", "diversity"), ("sasrec", "calibration"), ("sasrec", "tail_share")],
 )
 def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stage(
-    name: str,
-    knob: str,
-    model_dir: Path,
-    classic_dir: Callable[[str], Path],
-    store: Store,
-    cache_dir: Path,
-    serving_data: Dataset,
+    name: str, knob: str, served_for: Callable[[str], Served]
 ) -> None:
     """``?diversity=0.5`` (``?calibration=``, ``?tail_share=``) serves what the evaluation protocol ranks with an
     MMR(0.5) (Calibration, TailExposure) stage over the same items, and it changes most lists. MMR works in the
     model's item space for sasrec, in the search text space for itemknn, which has no item vectors."""
-    directory = model_dir if name == "sasrec" else classic_dir(name)
-    pipeline = Pipeline.load(directory, store, search_encoder="hashing", cache_dir=cache_dir)
-    model, vocabulary, _ = load_artifact(directory)
-    users = [serving_data.users.id_of(int(u)) for u in serving_data.sequences.users[:USERS]]
-    histories = [vocabulary.lookup([event.item_id for event in store.history(user)]) for user in users]
+    pipeline, model, vocabulary, users, histories = served_for(name)
     stage = {"diversity": MMR(0.5), "calibration": Calibration(0.5), "tail_share": TailExposure(0.5)}[knob]
     offline_ranking = OfflineRanking(Ranker(model_scorer(model), rerankers=(stage,)), pipeline.catalog.snapshot())
-    offline = rank(offline_ranking, Sequences.from_lists(np.arange(USERS), histories), K)
+    offline = rank(offline_ranking, histories, K)
     served = pipeline.recommend_many([FeedRequest(user, user, K, **{knob: 0.5}) for user in users])
     plain = pipeline.recommend_many([FeedRequest(user, user, K) for user in users])
     for row, feed in zip(offline, served, strict=True):

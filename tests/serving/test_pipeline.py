@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shoprec.data.dataset import Dataset
-from shoprec.ranking.items import levels
+from shoprec.data.dataset import Dataset, levels
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.serving.schemas import EventIn, ItemIn, Recommended
 from shoprec.serving.seed import seed_store

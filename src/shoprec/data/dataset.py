@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ from shoprec.types import Sequences, Vocabulary
 
 CATALOG_COLUMNS = ("title", "description", "category", "brand", "price", "tags", "reviews")
 USER_ATTRIBUTES = ("gender", "age", "occupation")  # what a data set may say of its users, for the group audit
+LEVEL_SEPARATOR = ">"
 CATEGORY_DEPTH = 2  # the level of "Beauty > Makeup > Nails > Nail Polish" the audit groups items by: "Nails"
 
 
@@ -75,11 +77,22 @@ class Dataset:
         return digest.hexdigest()
 
 
+def levels(category: str | None) -> tuple[str, ...]:
+    """The levels of a category path, stripped: "Beauty > Makeup > Nails" -> ("Beauty", "Makeup", "Nails")."""
+    if not category:
+        return ()
+    return tuple(level.strip() for level in category.split(LEVEL_SEPARATOR) if level.strip())
+
+
+def level_at(path: Sequence[str], depth: int = CATEGORY_DEPTH) -> str | None:
+    """The level at ``depth`` (0 = the root) of a path's ``levels``, a shorter path's last level; None for no
+    levels. The one grouping of items by category that the audit and calibration share."""
+    return path[min(depth, len(path) - 1)] if path else None
+
+
 def category_at(path: object, depth: int = CATEGORY_DEPTH) -> str | None:
-    """The level at ``depth`` (0 = the root) of an "A > B > C" category path, a shorter path's last level; None for
-    anything without a category. The one grouping of items by category that the audit and calibration share."""
-    parts = [part.strip() for part in path.split(">") if part.strip()] if isinstance(path, str) else []
-    return parts[min(depth, len(parts) - 1)] if parts else None
+    """``level_at`` of a catalog's category value (None, NaN or a path string)."""
+    return level_at(levels(path) if isinstance(path, str) else (), depth)
 
 
 def empty_catalog(n_items: int) -> pd.DataFrame:

@@ -75,9 +75,6 @@ def popularity_head(item_popularity: np.ndarray, share: float = 0.2) -> np.ndarr
     return head & (popularity > 0)
 
 
-_ROWS_AT_ONCE = 1024  # lists per batched similarity: (1024, k, k) floats, not (users, k, k)
-
-
 def popularity_groups(item_popularity: np.ndarray, head: float = 0.2, tail: float = 0.5) -> np.ndarray:
     """(n_items + 1,) int8: 0 head (the top ``head`` share of real items by training popularity), 1 mid, 2 tail (the
     bottom ``tail`` share, items never seen in training always among them); padding is -1. Ties as in
@@ -102,6 +99,9 @@ def exposure_shares(ranked: np.ndarray, item_groups: np.ndarray, n_groups: int) 
     recommended = _recommended(ranked, len(groups) - 1)
     counts = np.bincount(groups[recommended], minlength=n_groups).astype(np.float64)
     return counts / counts.sum() if len(recommended) else counts
+
+
+_ROWS_AT_ONCE = 1024  # lists per batched similarity: (1024, k, k) floats, not (users, k, k)
 
 
 def intra_list_diversity(ranked: np.ndarray, item_vectors: np.ndarray) -> float:

@@ -32,11 +32,10 @@ from shoprec.types import PADDING, Sequences
 # Lower bounds of the history-length buckets; a history shorter than the first bound falls in bucket "0".
 _LENGTH_BOUNDS = (1, 5, 10, 20, 50)
 _LENGTH_NAMES = ("0", "1-4", "5-9", "10-19", "20-49", "50+")
-_SLICE_METRICS = ("HR", "NDCG")
+_SLICE_METRICS = ("HR", "NDCG")  # per user group; their gaps are audited at k = 10 (or the largest cut-off)
 HEAD_SHARE = 0.2  # head = the top 20% of items by training popularity
 TAIL_SHARE = 0.5  # tail = the bottom half (items never seen in training always among them); mid = the rest
 _EXPOSURE_GROUPS = ("Head", "Mid", "Tail")
-_GAP_METRICS = ("HR", "NDCG")  # per-user metrics whose group gap is audited, at k = 10 (or the largest cut-off)
 
 
 class Scorer(Protocol):
@@ -68,7 +67,8 @@ class EvalResult:
     """Mean metrics over ``n_users``, per-slice means, and the per-user arrays behind them.
 
     ``n_repeat_targets`` counts targets already in their user's history: excluded as seen, they count as misses.
-    ``gaps``: the best- against the worst-served history-length group, with bootstrap intervals.
+    ``gaps``: per kind of user group (history length, and attributes where the data has them), the best- against
+    the worst-served group, with bootstrap intervals.
     """
 
     metrics: dict[str, float]
@@ -263,7 +263,7 @@ def _gaps(groups: dict[str, dict[str, np.ndarray]], per_user: dict[str, np.ndarr
         group_gap(kind, f"{m}@{k}", per_user[f"{m}@{k}"], masks)
         for kind, masks in groups.items()
         if sum(mask.any() for mask in masks.values()) >= 2
-        for m in _GAP_METRICS
+        for m in _SLICE_METRICS
     ]
 
 

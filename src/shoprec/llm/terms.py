@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from shoprec.data.dataset import Dataset
+from shoprec.data.dataset import Dataset, levels
 from shoprec.llm.prices import normalise
 
 if TYPE_CHECKING:  # ranking loads torch (seconds); the rules need none of it
@@ -137,8 +137,6 @@ class CatalogTerms:
     def of_dataset(cls, dataset: Dataset) -> CatalogTerms:
         """Every level of the catalog's category paths except those covering more than half the items (the root,
         such as "Beauty" in a beauty shop, names no product type), and every brand."""
-        from shoprec.ranking.items import levels  # here, not at the top: see TYPE_CHECKING above
-
         paths = [levels(value) if isinstance(value, str) else () for value in dataset.catalog["category"]]
         counts: dict[str, int] = {}
         for path in paths:

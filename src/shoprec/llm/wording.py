@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shoprec.data.dataset import levels
 from shoprec.llm.intent import Intent, Language
 from shoprec.llm.prompts import clip
 from shoprec.llm.prompts.context import ItemFacts
-from shoprec.ranking.items import ItemIndex, levels
+from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.stages import BRAND_NOT_APPLIED, PRICE_NOT_APPLIED
 from shoprec.ranking.types import Reason
 

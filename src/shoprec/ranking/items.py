@@ -14,22 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoprec.data.dataset import Dataset, category_at
+from shoprec.data.dataset import Dataset, level_at, levels
 from shoprec.encoders.text import normalise
 from shoprec.evaluation.beyond import popularity_groups
 from shoprec.evaluation.protocol import HEAD_SHARE, TAIL_SHARE
 from shoprec.models.base import EmbeddingModel, Recommender
 from shoprec.storage.store import CatalogItem
 from shoprec.types import PADDING, Sequences
-
-LEVEL_SEPARATOR = ">"
-
-
-def levels(category: str | None) -> tuple[str, ...]:
-    """The levels of a category path, stripped: "Beauty > Makeup > Nails" -> ("Beauty", "Makeup", "Nails")."""
-    if not category:
-        return ()
-    return tuple(level.strip() for level in category.split(LEVEL_SEPARATOR) if level.strip())
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ def index_items(
     code_of = {path: code for code, path in enumerate(paths)}
     codes = [code_of[frozenset(level.lower() for level in path)] if path else -1 for path in categories]
     counts = Counter(level for path in categories for level in set(path))
-    grouped = [(category_at(item.category) or "").lower() if item is not None else "" for item in items]
+    grouped = [(level_at(path) or "").lower() for path in categories]
     group_of = {name: code for code, name in enumerate(dict.fromkeys(name for name in grouped if name))}
     counted = np.zeros(n, dtype=np.float32)
     counted[:n_trained] = popularity[:n_trained]

@@ -55,7 +55,7 @@ class MMR(KnobStage):
         if diversity == 0:
             return pool, None
         space = items.unit_table if items.unit_table is not None else items.search
-        relevance = min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
+        relevance = _relevance(scores, pool)
         similarity = space[pool] @ space[pool].T  # (P, P)
         closest = np.full(len(pool), -np.inf)  # highest similarity to anything chosen so far
         value = (1 - diversity) * relevance
@@ -76,11 +76,11 @@ CALIBRATION_NOT_APPLIED = "calibration needs a history with categorised items; t
 class Calibration(KnobStage):
     """Calibrated recommendations (Steck, RecSys 2018): each next item maximises (1 - calibration) × its relevance
     - calibration × KL(p || q~) (Steck's list objective, less the relevance already chosen, the same for every
-    candidate), p the category mix of the user's whole history, q that of the list
-    so far, q~ = (1 - alpha) q + alpha p. Categories are the items' ``category_groups`` (the audit's level, so the
-    protocol's CalibrationKL measures what this optimises). An item without one adds nothing to p; in the list it
-    takes a slot from every category of q, as in Steck's q(g|u), so it is never a free way to keep the mix. Relevance is
-    the score scaled to [0, 1] over the pool. ``calibration=None`` takes it from each request.
+    candidate), p the category mix of the user's whole history, q that of the list so far, q~ = (1 - alpha) q +
+    alpha p. Categories are the items' ``category_groups`` (the audit's level, so the protocol's CalibrationKL
+    measures what this optimises). An item without one adds nothing to p; in the list it takes a slot from every
+    category of q, as in Steck's q(g|u), so it is never a free way to keep the mix. Relevance is the score scaled
+    to [0, 1] over the pool. ``calibration=None`` takes it from each request.
     """
 
     knob: ClassVar[str] = "calibration"
@@ -101,17 +101,17 @@ class Calibration(KnobStage):
             return pool, CALIBRATION_NOT_APPLIED
         n_groups = int(groups.max()) + 1
         target = np.bincount(seen, minlength=n_groups) / len(seen)  # p
-        relevance = min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
+        relevance = _relevance(scores, pool)
         adds = np.zeros((len(pool), n_groups))  # each candidate's contribution to the list's category counts
         grouped = np.flatnonzero(groups[pool] >= 0)
         adds[grouped, groups[pool][grouped]] = 1.0
         counts = np.zeros(n_groups)
         available = np.ones(len(pool), dtype=bool)
+        held = target > 0  # the KL's terms: categories the history holds
         chosen: list[int] = []
         for _ in range(min(request.k, len(pool))):
             mix = (counts + adds) / (len(chosen) + 1)  # (P, C): the list's mix with each candidate added
             smoothed = (1 - self.alpha) * mix + self.alpha * target
-            held = target > 0
             divergence = (target[held] * np.log(target[held] / smoothed[:, held])).sum(axis=1)
             value = (1 - weight) * relevance - weight * divergence
             value[~available] = -np.inf
@@ -152,6 +152,11 @@ class TailExposure(KnobStage):
         others = np.flatnonzero(~tail)[: k - len(tail_slots)]
         chosen = np.sort(np.concatenate([tail_slots, others]))  # pool order is score order
         return pool[chosen], TAIL_SHORT if len(tail_slots) < wanted else None
+
+
+def _relevance(scores: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """The pool's scores scaled to [0, 1]: what a re-ranker trades against its own aim."""
+    return min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
 
 
 def _check(name: str, value: float | None) -> None:

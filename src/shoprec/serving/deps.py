@@ -103,17 +103,14 @@ def bounded_k(settings: ServingSettings, k: int) -> int:
     return k
 
 
-async def feed_k(
-    request: Request,
-    k: Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")] = 10,
-) -> int:
+ListLength = Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")]
+
+
+async def feed_k(request: Request, k: ListLength = 10) -> int:
     return bounded_k(runtime_of(request).settings, k)
 
 
-async def similar_k(
-    request: Request,
-    k: Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")] = 5,
-) -> int:
+async def similar_k(request: Request, k: ListLength = 5) -> int:
     return bounded_k(runtime_of(request).settings, k)
 
 

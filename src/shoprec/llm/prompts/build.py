@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from shoprec.data.dataset import Dataset
+from shoprec.data.dataset import Dataset, levels
 from shoprec.llm.prompts.context import (
     HistoryEvent,
     HistoryWindow,
@@ -19,7 +19,7 @@ from shoprec.llm.prompts.context import (
     RerankContext,
     SimilarContext,
 )
-from shoprec.ranking.items import ItemIndex, levels
+from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.types import Reason
 from shoprec.storage.store import CatalogItem
 

@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from shoprec.serving.batching import MicroBatcher
 from shoprec.serving.deps import (
     ID_LENGTH,
-    K_CEILING,
+    ListLength,
     Reads,
     User,
     as_json,
@@ -36,7 +36,7 @@ ItemId = Annotated[str, PathParam(min_length=1, max_length=ID_LENGTH)]
 async def recommendations(
     request: Request,
     user: Annotated[User, Depends(path_user)],
-    k: Annotated[int, Query(ge=1, le=K_CEILING, description="How many items (at most the server's max_k).")] = 10,
+    k: ListLength = 10,
     category: Annotated[
         str | None, Query(max_length=1_000, description='Only items with this category level, e.g. "Nails".')
     ] = None,
