@@ -105,16 +105,22 @@ def test_the_beauty_slice_has_categories_for_the_audit(beauty: Dataset) -> None:
 
 def test_movielens_users_dat_gives_each_user_gender_age_and_occupation(tmp_path: Path) -> None:
     (tmp_path / "sequences.txt").write_text("7 1 2 3\n8 2 3\n9 1 3\n")
-    (tmp_path / "users.dat").write_text("8::F::25::12::02139\n7::M::1::10::48067\n99::F::56::0::10001\nbroken line\n")
+    (tmp_path / "users.dat").write_text(
+        "8::F::25::12::02139\n7::M::1::10::48067\n99::F::56::0::10001\nbroken line\n9::X::25::99::00000\n"
+    )
     pseudonymize = Pseudonymizer(b"k" * 32)
-    dataset, _ = read_benchmark(tmp_path, pseudonymize)
+    dataset, report = read_benchmark(tmp_path, pseudonymize)
+    assert [(r.line, r.reason) for r in report.rejects] == [
+        (4, "expected UserID::Gender::Age::Occupation::Zip-code"),
+        (5, "gender, age or occupation is not a GroupLens code"),
+    ]
     attributes = dataset.user_attributes
     assert attributes is not None and list(attributes.columns) == ["gender", "age", "occupation"]
     by_raw = {raw: attributes.loc[dataset.users.index(pseudonymize(raw))].tolist() for raw in ("7", "8", "9")}
     assert by_raw == {
         "7": ["male", "under 18", "K-12 student"],
         "8": ["female", "25-34", "programmer"],
-        "9": [None, None, None],  # not in users.dat; user 99 is not in the sequences and is dropped
+        "9": [None, None, None],  # its only line is rejected; user 99 is not in the sequences and is dropped
     }
     assert len(attributes) == 3  # the zip code is nowhere
     (tmp_path / "users.dat").unlink()

@@ -66,11 +66,12 @@ def read_benchmark(
         users=user_vocab,
         sequences=sequences,
         catalog=_catalog_frame(items, catalog_rows),
-        user_attributes=_read_users(directory / "users.dat", user_vocab, pseudonymize),
+        user_attributes=_read_users(directory / "users.dat", user_vocab, pseudonymize, report),
     )
     return dataset, report
 
 
+_GENDERS = {"F": "female", "M": "male"}
 _AGES = {"1": "under 18", "18": "18-24", "25": "25-34", "35": "35-44", "45": "45-49", "50": "50-55", "56": "56+"}
 _OCCUPATIONS = (
     "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
@@ -80,22 +81,27 @@ _OCCUPATIONS = (
 )  # fmt: skip
 
 
-def _read_users(path: Path, users: Vocabulary, pseudonymize: Callable[[str], str]) -> pd.DataFrame | None:
+def _read_users(
+    path: Path, users: Vocabulary, pseudonymize: Callable[[str], str], report: LoadReport
+) -> pd.DataFrame | None:
     """GroupLens ``UserID::Gender::Age::Occupation::Zip-code`` as gender / age / occupation labels by user index,
-    for the group audit; the zip code is not kept. None without the file; users it lacks get None."""
+    for the group audit; the zip code is not kept. None without the file; users it lacks get None. A malformed line
+    is rejected in ``report`` with its number; a user the sequences do not hold is simply not in the data."""
     if not path.is_file():
         return None
-    known: dict[int, tuple[str | None, str | None, str | None]] = {}
-    for line in path.read_text(encoding="latin-1").splitlines():
+    known: dict[int, tuple[str, str, str]] = {}
+    for line_number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
         parts = line.split("::")
-        if len(parts) != 5 or (pseudonym := pseudonymize(parts[0])) not in users:
+        if len(parts) != 5:
+            report.reject(path, line_number, "expected UserID::Gender::Age::Occupation::Zip-code", line)
             continue
-        occupation = int(parts[3]) if parts[3].isdigit() else -1
-        known[users.index(pseudonym)] = (
-            {"F": "female", "M": "male"}.get(parts[1]),
-            _AGES.get(parts[2]),
-            _OCCUPATIONS[occupation] if 0 <= occupation < len(_OCCUPATIONS) else None,
-        )
+        gender, age = _GENDERS.get(parts[1]), _AGES.get(parts[2])
+        occupation = _OCCUPATIONS[int(parts[3])] if parts[3].isdigit() and int(parts[3]) < len(_OCCUPATIONS) else None
+        if gender is None or age is None or occupation is None:
+            report.reject(path, line_number, "gender, age or occupation is not a GroupLens code", line)
+            continue
+        if (pseudonym := pseudonymize(parts[0])) in users:
+            known[users.index(pseudonym)] = (gender, age, occupation)
     index = pd.RangeIndex(1, len(users) + 1, name="user_index")
     frame = pd.DataFrame.from_dict(known, orient="index", columns=list(USER_ATTRIBUTES), dtype=object).reindex(index)
     return frame.astype(object).where(frame.notna(), None)
