@@ -15,7 +15,7 @@ from shoprec.models.artifact import load_artifact
 from shoprec.models.base import Recommender
 from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, Calibration, TailExposure
+from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, TailExposure
 from shoprec.ranking.stages import model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
@@ -76,6 +76,24 @@ def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stage(
         assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)
     changed = sum(a.items != b.items for a, b in zip(served, plain, strict=True))
     assert changed > USERS // 2
+
+
+def test_a_feed_says_when_its_candidates_cannot_meet_the_tail_floor(served_for: Callable[[str], Served]) -> None:
+    """``?tail_share=1``: a feed carries the note exactly when its list is not all long-tail items; asked for more
+    items than the catalogue's tail holds, every feed does; without the knob, none."""
+    pipeline, _, _, users, _ = served_for("sasrec")
+    items = pipeline.catalog.snapshot()
+
+    def floors(k: int) -> tuple[list[bool], list[bool]]:
+        feeds = pipeline.recommend_many([FeedRequest(user, user, k, tail_share=1.0) for user in users])
+        short = [sum(bool(items.tail[items.index(i.item_id)]) for i in feed.items) < k for feed in feeds]
+        return [TAIL_SHORT in feed.notes for feed in feeds], short
+
+    noted, short = floors(K)
+    assert noted == short
+    noted, short = floors(int(items.tail.sum()) + 5)
+    assert all(noted) and all(short)
+    assert not any(feed.notes for feed in pipeline.recommend_many([FeedRequest(u, u, K) for u in users]))
 
 
 def test_the_served_item_table_is_the_trained_one(

@@ -137,6 +137,7 @@ class Pipeline:
                 model_version=self.model_version,
                 cold_start=not ranked.personal,
                 items=_recommended(items, ranked),
+                notes=list(ranked.notes),
             )
             for request, ranked in zip(requests, self.rankers.feed.rank(asked, items), strict=True)
         ]

@@ -115,6 +115,7 @@ class RecommendationList(BaseModel):
     model_version: str
     cold_start: bool  # True when the user had no usable history and the list is not personal
     items: list[Recommended]
+    notes: list[str] = Field(default_factory=list)  # what a re-ranking knob could not honour, in words
 
 
 class SimilarList(BaseModel):
