@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # SHOPREC_REQUIRE_LLM=1: the LLM tests fail instead of skipping when their backend or model is missing.
+# SHOPREC_REQUIRE_BROWSER=1 (set by .ci/run, not here): the report's browser test fails instead of skipping without /usr/bin/chromium.
 test: lint
 	SHOPREC_REQUIRE_LLM=1 $(BIN)/pytest -q
 

@@ -1,89 +1,112 @@
-"""Accuracy against diversity, calibration and tail exposure as one re-ranking knob moves, on the VALIDATION split.
+"""Accuracy against diversity, calibration and tail exposure as the re-ranking knobs move, on the VALIDATION split.
 
     .venv/bin/python scripts/tradeoff.py --data data/amazon_beauty --model-dir runs/demo/sasrec \
-        --knob diversity --values 0,0.1,0.2,0.3,0.5,0.7 [--out docs/results/tradeoff/beauty-diversity.json]
+        --grid diversity=0,0.3,0.5,0.7 [--grid tail_share=0,0.1] [--out docs/results/tradeoff/beauty-diversity.json]
 
-The model must have been trained on DATA (its vocabulary is DATA's), so leave-one-out's validation targets are the
-ones it was selected on: knob values are chosen here, and the test split is never read. Each value ranks every
-validation user through the ranking pipeline (the model's scorer, then the knob's stage: ``MMR`` for diversity,
-``Calibration`` for calibration, ``TailExposure`` for tail_share, exactly as the API's knobs serve them) and the
-evaluation protocol measures NDCG@10, HR@10, intra-list diversity and calibration KL over DATA's categories, and
-the share of list slots given to tail items (the bottom half by training popularity).
+Every combination of the grids' values is one row. The model must come from `shoprec train` on DATA, which fits
+on every user's sequence but the last item and selects epochs on those last items: they are its validation
+targets, never trained on, and knob values are chosen on them here. No test split is read (a model trained that
+way has none on DATA). Each row ranks every validation user through the feed ranker the API serves
+(``feed_ranker``: popularity correction, then calibration or MMR, then the tail floor), the knobs set on each
+request exactly as the API's query parameters set them, and the evaluation protocol measures NDCG@10, HR@10,
+intra-list diversity and calibration KL over DATA's categories, and the share of list slots given to tail items
+(the bottom half by training popularity), and across providers (brands, or categories where there are none):
+the Gini of their exposure and the share of slots given to the small half of them. Each row also records the
+NDCG@10 gap between the best- and worst-served user groups (history length; gender, age and occupation where the
+data has them) with its bootstrap interval.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from shoprec.cli.common import load_data
-from shoprec.data.split import leave_one_out
+from shoprec.data.split import hold_out_last
 from shoprec.evaluation import provenance
 from shoprec.evaluation.protocol import evaluate
 from shoprec.models.artifact import load_artifact
 from shoprec.models.base import item_popularity
 from shoprec.ranking.items import catalog_records, model_items
-from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, Calibration, TailExposure
-from shoprec.ranking.stages import ReRanker, model_scorer
+from shoprec.ranking.recommend import OfflineRanking, feed_ranker
 
-STAGES: dict[str, Callable[[float], ReRanker]] = {
-    "diversity": MMR,
-    "calibration": Calibration,
-    "tail_share": TailExposure,
-}
-COLUMNS = ("NDCG@10", "HR@10", "ILD@10", "CalibrationKL@10", "ExposureTail@10", "Coverage@10")
+KNOBS = ("popularity_correction", "calibration", "diversity", "provider_share", "tail_share")
+COLUMNS = (
+    "NDCG@10",
+    "HR@10",
+    "ILD@10",
+    "CalibrationKL@10",
+    "ExposureTail@10",
+    "ExposureSmallProviders@10",
+    "ProviderGini@10",
+    "Coverage@10",
+)
+GAP_METRIC = "NDCG@10"  # the group gaps recorded per row: best- against worst-served users, with the interval
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--knob", choices=sorted(STAGES), required=True)
-    parser.add_argument("--values", default="0,0.1,0.2,0.3,0.5,0.7", help="comma-separated knob values in [0, 1]")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        help=f"KNOB=V1,V2,... with KNOB one of {', '.join(KNOBS)} and values in [0, 1]; repeat for several knobs",
+    )
     parser.add_argument("--out", type=Path, help="write the rows and their provenance as JSON here")
     args = parser.parse_args()
-    values = [float(value) for value in args.values.split(",")]
+    grid = dict(_axis(text) for text in args.grid)
+    if max(grid.get("diversity", [0.0])) > 0 and max(grid.get("calibration", [0.0])) > 0:
+        raise SystemExit("diversity and calibration are alternatives (the API refuses both): grid one of them")
     dataset, _ = load_data(args.data)
     model, vocabulary, manifest = load_artifact(args.model_dir)
-    if vocabulary.ids != dataset.items.ids:
-        raise SystemExit(f"{args.model_dir} was not trained on {args.data}: its item vocabulary differs")
+    if manifest.data_fingerprint != dataset.fingerprint():
+        raise SystemExit(
+            f"{args.model_dir} was not trained by `shoprec train` on {args.data}: its validation targets are unknown"
+        )
     categories = dataset.category_matrix()
     if categories is None:
-        raise SystemExit(f"{args.data} has no item categories: diversity and calibration are measured over them")
-    split = leave_one_out(dataset.sequences)
+        print(f"{args.data} has no item categories: no intra-list diversity or calibration KL", file=sys.stderr)
+    trained_on, valid = hold_out_last(dataset.sequences)  # what `shoprec train` fitted on, and its validation
     items = model_items(model, vocabulary.ids, records=catalog_records(dataset, vocabulary.ids))
-    popularity = item_popularity(split.train, dataset.items.size)
+    popularity = item_popularity(trained_on, dataset.items.size)
     rows = []
-    print("| " + " | ".join([args.knob, *COLUMNS, "seconds"]) + " |", flush=True)
-    for value in values:
-        stage = STAGES[args.knob](value)
-        ranking = OfflineRanking(Ranker(model_scorer(model), rerankers=(stage,)), items)
+    ranker = feed_ranker(model)
+    print("| " + " | ".join([*grid, *COLUMNS, f"widest {GAP_METRIC} gap", "seconds"]) + " |", flush=True)
+    for values in itertools.product(*grid.values()):
+        knobs = dict(zip(grid, values, strict=True))
+        ranking = OfflineRanking(ranker, items, knobs)
         started = time.perf_counter()
         result = evaluate(
             ranking,
-            split.valid,
+            valid,
             popularity,
             ks=(10,),
             item_vectors=categories,
             item_categories=categories,
-            group_gaps=False,
+            item_providers=dataset.provider_codes(),
+            user_attributes=dataset.user_attributes,
         )
         seconds = time.perf_counter() - started
-        rows.append({args.knob: value, "seconds": round(seconds, 1), **{c: result.metrics[c] for c in COLUMNS}})
-        print(
-            "| " + " | ".join([f"{value:g}", *(f"{result.metrics[c]:.4f}" for c in COLUMNS), f"{seconds:.0f}"]) + " |",
-            flush=True,
-        )
+        audited = [gap for gap in result.gaps if gap.metric == GAP_METRIC]
+        widest = max(audited, key=lambda gap: gap.gap)  # history length is audited on every data set
+        metrics = {c: result.metrics[c] for c in COLUMNS if c in result.metrics}
+        gaps = {"GapNDCG@10": widest.gap, "gaps": [gap.to_dict() for gap in audited]}
+        rows.append({**knobs, "seconds": round(seconds, 1), **metrics, **gaps})
+        said = f"{widest.kind} {widest.gap:.4f} [{widest.low:.4f}, {widest.high:.4f}]"
+        shown = [f"{metrics[c]:.4f}" if c in metrics else "-" for c in COLUMNS]
+        cells = [*(f"{v:g}" for v in values), *shown, said, f"{seconds:.0f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "split": "validation (leave-one-out, full ranking, history excluded)",
+            "split": "validation: each user's last item, held out of `shoprec train` (full ranking, history excluded)",
             "data": dataset.name,
             "model": manifest.model,
             "options": manifest.options,
@@ -93,6 +116,20 @@ def main() -> None:
             "rows": rows,
         }
         args.out.write_text(json.dumps(record, indent=2))
+
+
+def _axis(text: str) -> tuple[str, list[float]]:
+    """``diversity=0,0.5`` -> ("diversity", [0.0, 0.5]), checked, so a typo fails before minutes of ranking."""
+    name, _, values = text.partition("=")
+    if name not in KNOBS:
+        raise SystemExit(f"--grid {text}: the knob must be one of {', '.join(KNOBS)}")
+    try:
+        numbers = [float(value) for value in values.split(",")]
+    except ValueError:
+        raise SystemExit(f"--grid {text}: values must be numbers in [0, 1], comma-separated") from None
+    if not numbers or not all(0.0 <= number <= 1.0 for number in numbers):
+        raise SystemExit(f"--grid {text}: values must be in [0, 1]")
+    return name, numbers
 
 
 if __name__ == "__main__":

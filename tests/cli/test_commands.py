@@ -20,14 +20,6 @@ def invoke(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(scope="module")
-def trained(beauty_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "itemknn"
-    code, output = invoke("train", "--data", beauty_dir, "--model", "itemknn", "--out", out)
-    assert code == 0, output
-    return out
-
-
 def test_recommend_all_users_writes_one_ranked_line_per_user_in_caller_ids(
     trained: Path, beauty_dir: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shoprec.data.benchmark import interactions_per_item, is_benchmark_dir, read_benchmark
@@ -125,3 +126,30 @@ def test_movielens_users_dat_gives_each_user_gender_age_and_occupation(tmp_path:
     assert len(attributes) == 3  # the zip code is nowhere
     (tmp_path / "users.dat").unlink()
     assert read_benchmark(tmp_path, pseudonymize)[0].user_attributes is None
+
+
+def test_unisrec_text_gives_the_title_and_the_brand(tmp_path: Path, pseudonymize: Pseudonymizer) -> None:
+    """UniSRec's item text is "title. categories. brand. ": the brand (the last sentence) is the provider the audit
+    and the brand filter use; a title with its own full stops keeps them."""
+    records = [
+        {"item_id": 0, "text": "eSUN Bronze filament 1.75mm. Industrial & Scientific 3D Printing Filament. eSUN. "},
+        {"item_id": 1, "text": "Wine Tannin - 1 oz. . Midwest Homebrewing and Winemaking Supplies. "},
+        {"item_id": 2, "text": "A title alone. "},
+    ]
+    with gzip.open(tmp_path / "items.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(json.dumps(record) for record in records) + "\n")
+    (tmp_path / "sequences.txt").write_text("0 0 1 2\n1 2 1 0\n")
+    dataset, _ = read_benchmark(tmp_path, pseudonymize)
+    brands = {dataset.items.id_of(index): brand for index, brand in dataset.catalog["brand"].items()}
+    assert brands == {"0": "eSUN", "1": "Midwest Homebrewing and Winemaking Supplies", "2": None}
+    assert dataset.title(dataset.items.index("1")) == "Wine Tannin - 1 oz"
+
+
+def test_providers_are_brands_or_else_categories(beauty: Dataset) -> None:
+    """Beauty has no brands: its providers are the audit's categories, the same grouping as category_matrix."""
+    codes = beauty.provider_codes()
+    categories = beauty.category_matrix()
+    assert codes is not None and categories is not None and codes[0] == -1
+    categorised = categories.any(axis=1)
+    np.testing.assert_array_equal(codes[categorised], categories[categorised].argmax(axis=1))
+    assert (codes[~categorised] == -1).all()

@@ -139,3 +139,25 @@ def test_intra_list_diversity_over_many_lists_equals_the_mean_of_each_list() -> 
             unit = vectors[items] / np.linalg.norm(vectors[items], axis=1, keepdims=True)
             means.append(np.mean([1 - unit[a] @ unit[b] for a in range(len(items)) for b in range(a + 1, len(items))]))
     assert beyond.intra_list_diversity(ranked, vectors) == pytest.approx(np.mean(means))
+
+
+def test_provider_gini_by_hand() -> None:
+    # Items 1 and 2 are provider 0's, item 3 provider 1's, item 5 provider 2's (never listed); item 4 has none.
+    providers = np.array([-1, 0, 0, 1, -1, 2])
+    # Lists: [1, 2], [3, 4], [1, 0]: provider 0 shown 3 times, provider 1 once, provider 2 never; item 4 has none.
+    # Sorted exposure [0, 1, 3], n = 3, sum 4: G = (-2*0 + 0*1 + 2*3) / (3 * 4) = 0.5
+    ranked = np.array([[1, 2], [3, 4], [1, 0]])
+    assert beyond.provider_gini(ranked, providers) == pytest.approx(0.5)
+
+
+def test_small_providers_are_the_bottom_half_by_interactions() -> None:
+    # Provider volumes: 0 -> 6 + 3 = 9, 1 -> 1, 2 -> 0 (never interacted), 3 -> 4; item 6 has none.
+    providers = np.array([-1, 0, 0, 1, 2, 3, -1])
+    popularity = np.array([0, 6, 3, 1, 0, 4, 7])
+    # ceil(0.5 x 4) = 2 smallest: provider 2 (0) and 1 (1), so items 3 and 4; item 6 has no provider.
+    small = beyond.small_providers(providers, popularity, share=0.5)
+    assert np.flatnonzero(small).tolist() == [3, 4]
+    # With a quarter: the single smallest (provider 2), and a provider never interacted with is always small.
+    assert np.flatnonzero(beyond.small_providers(providers, popularity, share=0.25)).tolist() == [4]
+    with pytest.raises(ValueError, match="provider codes"):
+        beyond.small_providers(providers[:-1], popularity)

@@ -1,4 +1,5 @@
-"""The long-tail floor: a constrained greedy with a known answer on a hand-made catalogue."""
+"""The exposure floors (long tail, small providers): a constrained greedy with a known answer on hand-made
+catalogues."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from shoprec.ranking.items import ItemIndex, index_items
-from shoprec.ranking.rerank import TAIL_SHORT, TailExposure
+from shoprec.ranking.rerank import PROVIDERS_SHORT, TAIL_SHORT, ProviderExposure, TailExposure
 from shoprec.ranking.types import Request
 from shoprec.storage.store import CatalogItem
 
@@ -29,11 +30,12 @@ def test_the_tail_items_are_the_bottom_half(items: ItemIndex) -> None:
 
 def test_a_floor_swaps_the_weakest_head_items_for_the_best_tail_ones(items: ItemIndex) -> None:
     chosen, note = TailExposure(0.5).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
-    assert chosen.tolist() == [1, 2, 7, 8] and note is None  # 2 of 4 slots, the list still in score order
+    assert chosen[:4].tolist() == [1, 2, 7, 8] and note is None  # 2 of 4 slots, the list still in score order
+    assert chosen[4:].tolist() == [3, 4, 5, 6, 9, 10, 11, 12]  # the rest of the pool follows for a later stage
     chosen, _ = TailExposure(0.25).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
-    assert chosen.tolist() == [1, 2, 3, 7]  # ceil(0.25 x 4) = 1 slot
+    assert chosen[:4].tolist() == [1, 2, 3, 7]  # ceil(0.25 x 4) = 1 slot
     chosen, _ = TailExposure(0.3).rerank(Request(np.array([1]), k=4), items, POOL, SCORES)
-    assert chosen.tolist() == [1, 2, 7, 8]  # ceil(1.2) = 2: a floor rounds up
+    assert chosen[:4].tolist() == [1, 2, 7, 8]  # ceil(1.2) = 2: a floor rounds up
 
 
 def test_zero_a_met_floor_and_a_short_pool(items: ItemIndex) -> None:
@@ -42,7 +44,24 @@ def test_zero_a_met_floor_and_a_short_pool(items: ItemIndex) -> None:
     tail_first = np.array([7, 8, 1, 2, 3])
     assert TailExposure(0.5).rerank(Request(history, k=4), items, tail_first, SCORES)[0] is tail_first
     chosen, note = TailExposure(1.0).rerank(Request(history, k=4), items, np.array([1, 2, 3, 4, 5, 7]), SCORES)
-    assert chosen.tolist() == [1, 2, 3, 7] and note == TAIL_SHORT
+    assert chosen[:4].tolist() == [1, 2, 3, 7] and note == TAIL_SHORT
     assert TailExposure().pool(Request(history, k=4, tail_share=0.5)) == 80
     with pytest.raises(ValueError, match="tail_share must be in"):
         TailExposure(2.0)
+
+
+def test_a_provider_floor_gives_small_brands_their_share() -> None:
+    """Brand A sells items 1-4 (900 interactions), B items 5-6 (50), C items 7-8 (3), D item 9 (no
+    interactions): the small providers are the bottom half of the four brands, C and D (ceil(0.5 x 4) = 2), so
+    items 7-9. The model ranks by index; a floor of half of four slots swaps the two weakest for 7 and 8."""
+    brands = ["", "A", "A", "A", "A", "B", "B", "C", "C", "D"]
+    records = [None, *(CatalogItem(f"i{i}", brand=brands[i]) for i in range(1, 10))]
+    counts = np.array([0, 300, 250, 200, 150, 30, 20, 2, 1, 0], dtype=np.float32)
+    items = index_items(["", *(f"i{i}" for i in range(1, 10))], records, table=None, popularity=counts)
+    assert np.flatnonzero(items.small_provider).tolist() == [7, 8, 9]
+    pool, scores = np.arange(1, 10), np.array([0.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+    chosen, note = ProviderExposure(0.5).rerank(Request(np.array([1]), k=4), items, pool, scores)
+    assert chosen[:4].tolist() == [1, 2, 7, 8] and note is None
+    chosen, note = ProviderExposure(1.0).rerank(Request(np.array([1]), k=4), items, pool, scores)
+    assert chosen[:4].tolist() == [1, 7, 8, 9] and note == PROVIDERS_SHORT  # only three small-provider items
+    assert ProviderExposure().pool(Request(np.array([1]), k=4, provider_share=0.25)) == 80

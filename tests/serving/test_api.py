@@ -316,7 +316,7 @@ def test_k_out_of_range_is_422_naming_k(client: TestClient, k: int, users: list[
         assert error(client.get(path, params={"k": k, "q": "soap"}), 422)["field"] == "query.k"
 
 
-@pytest.mark.parametrize("knob", ["diversity", "calibration", "tail_share"])
+@pytest.mark.parametrize("knob", ["diversity", "calibration", "tail_share", "provider_share", "popularity_correction"])
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "much"])
 def test_a_re_ranking_knob_outside_0_to_1_is_422_naming_it(
     client: TestClient, knob: str, value: str, users: list[str]
@@ -326,11 +326,15 @@ def test_a_re_ranking_knob_outside_0_to_1_is_422_naming_it(
     assert len(client.get(path, params={knob: "1"}).json()["items"]) == 10
 
 
-def test_re_ranking_knobs_are_set_one_at_a_time(client: TestClient, users: list[str]) -> None:
+def test_diversity_and_calibration_are_alternatives_and_the_other_knobs_combine(
+    client: TestClient, users: list[str]
+) -> None:
     path = f"/v1/users/{users[0]}/recommendations"
-    body = error(client.get(path, params={"diversity": 0.3, "tail_share": 0.2}), 422)
-    assert body["field"] == "query.tail_share" and "one re-ranking knob at a time" in body["message"]
+    body = error(client.get(path, params={"diversity": 0.3, "calibration": 0.2}), 422)
+    assert body["field"] == "query.calibration" and "alternatives" in body["message"]
     assert client.get(path, params={"diversity": 0.3, "calibration": 0}).status_code == 200
+    both = {"diversity": 0.5, "tail_share": 0.3, "provider_share": 0.3, "popularity_correction": 0.5}
+    assert len(client.get(path, params=both).json()["items"]) == 10
 
 
 def test_other_request_errors(client: TestClient, users: list[str]) -> None:

@@ -15,8 +15,8 @@ from shoprec.models.artifact import load_artifact
 from shoprec.models.base import Recommender
 from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, TailExposure
-from shoprec.ranking.stages import model_scorer
+from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, ProviderExposure, TailExposure
+from shoprec.ranking.stages import PopularityCorrection, model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
 from shoprec.types import EventType, Sequences, Vocabulary
@@ -56,21 +56,44 @@ def test_the_served_feed_is_the_offline_ranking(name: str, served_for: Callable[
         assert not feed.cold_start
 
 
+KNOBS: dict[str, tuple[dict[str, float], Callable[[Recommender], Ranker]]] = {
+    "diversity": ({"diversity": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(MMR(0.5),))),
+    "calibration": ({"calibration": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(Calibration(0.5),))),
+    "tail_share": ({"tail_share": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(TailExposure(0.5),))),
+    "provider_share": ({"provider_share": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(ProviderExposure(0.5),))),
+    "popularity_correction": (
+        {"popularity_correction": 0.5},
+        lambda m: Ranker(PopularityCorrection(model_scorer(m), 0.5)),
+    ),
+    "all three that combine": (
+        {"diversity": 0.5, "tail_share": 0.3, "popularity_correction": 0.3},
+        lambda m: Ranker(PopularityCorrection(model_scorer(m), 0.3), rerankers=(MMR(0.5), TailExposure(0.3))),
+    ),
+}
+
+
 @pytest.mark.parametrize(
     ("name", "knob"),
-    [("sasrec", "diversity"), ("itemknn", "diversity"), ("sasrec", "calibration"), ("sasrec", "tail_share")],
+    [
+        ("sasrec", "diversity"),
+        ("itemknn", "diversity"),
+        ("sasrec", "calibration"),
+        ("sasrec", "tail_share"),
+        ("sasrec", "provider_share"),
+        ("sasrec", "popularity_correction"),
+        ("sasrec", "all three that combine"),
+    ],
 )
-def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stage(
+def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stages(
     name: str, knob: str, served_for: Callable[[str], Served]
 ) -> None:
-    """``?diversity=0.5`` (``?calibration=``, ``?tail_share=``) serves what the evaluation protocol ranks with an
-    MMR(0.5) (Calibration, TailExposure) stage over the same items, and it changes most lists. MMR works in the
-    model's item space for sasrec, in the search text space for itemknn, which has no item vectors."""
+    """``?diversity=0.5`` (and each other knob, and knobs together) serves what the evaluation protocol ranks with
+    the same stages built by hand over the same items, and it changes most lists. MMR works in the model's item
+    space for sasrec, in the search text space for itemknn, which has no item vectors."""
     pipeline, model, vocabulary, users, histories = served_for(name)
-    stage = {"diversity": MMR(0.5), "calibration": Calibration(0.5), "tail_share": TailExposure(0.5)}[knob]
-    offline_ranking = OfflineRanking(Ranker(model_scorer(model), rerankers=(stage,)), pipeline.catalog.snapshot())
-    offline = rank(offline_ranking, histories, K)
-    served = pipeline.recommend_many([FeedRequest(user, user, K, **{knob: 0.5}) for user in users])
+    knobs, ranker = KNOBS[knob]
+    offline = rank(OfflineRanking(ranker(model), pipeline.catalog.snapshot()), histories, K)
+    served = pipeline.recommend_many([FeedRequest(user, user, K, **knobs) for user in users])
     plain = pipeline.recommend_many([FeedRequest(user, user, K) for user in users])
     for row, feed in zip(offline, served, strict=True):
         assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)

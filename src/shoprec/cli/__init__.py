@@ -12,6 +12,7 @@ from shoprec.cli.common import console, guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
 from shoprec.cli.models import bench, evaluate_command, recommend, train, tune_command
+from shoprec.cli.report import report
 from shoprec.cli.serve import serve
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.command(name="evaluate")(guarded(evaluate_command))
 app.command(name="tune")(guarded(tune_command))
 app.command()(guarded(bench))
 app.command()(guarded(recommend))
+app.command()(guarded(report))
 app.command()(guarded(demo))
 app.command()(guarded(serve))
 app.command()(guarded(chat))

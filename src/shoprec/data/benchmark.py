@@ -143,6 +143,9 @@ def _amazon_fields(record: dict[str, object]) -> dict[str, object]:
         text = html.unescape(str(record["text"])).strip()
         fields["description"] = text
         fields.setdefault("title", text.split(". ", 1)[0])
+        title_and_categories, _, brand = text.rstrip(". ").rpartition(". ")  # the brand is the last sentence
+        if title_and_categories and brand.strip():
+            fields["brand"] = brand.strip()
     return fields
 
 

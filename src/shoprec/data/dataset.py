@@ -70,6 +70,16 @@ class Dataset:
                 matrix[index, column[label]] = 1.0
         return matrix
 
+    def provider_codes(self) -> np.ndarray | None:
+        """(item vocabulary size,) int64: each item's provider for the exposure audit (see ``provider_labels``) as a
+        code, -1 for none and for padding; None when no item has one."""
+        labels = provider_labels(self.catalog["brand"].tolist(), self.catalog["category"].tolist())
+        if not any(labels):
+            return None
+        codes = np.full(self.items.size, -1, dtype=np.int64)
+        codes[self.catalog.index.to_numpy()] = label_codes(labels)
+        return codes
+
     def fingerprint(self) -> str:
         """Hash of item vocabulary and interactions: what a model artifact records as its training data."""
         digest = hashlib.sha256(self.sequences.fingerprint().encode())
@@ -93,6 +103,22 @@ def level_at(path: Sequence[str], depth: int = CATEGORY_DEPTH) -> str | None:
 def category_at(path: object, depth: int = CATEGORY_DEPTH) -> str | None:
     """``level_at`` of a catalog's category value (None, NaN or a path string)."""
     return level_at(levels(path) if isinstance(path, str) else (), depth)
+
+
+def provider_labels(brands: Sequence[object], categories: Sequence[object]) -> list[str | None]:
+    """Who supplies each item, for provider exposure: its brand (case and spaces folded) where any item has one,
+    else its category at CATEGORY_DEPTH as a stand-in (a beauty catalogue without brands); None for an item
+    without. The one rule the audit (``Dataset.provider_codes``) and the ranking's provider floor share."""
+    folded = [brand.strip().lower() if isinstance(brand, str) else "" for brand in brands]
+    if any(folded):
+        return [brand or None for brand in folded]
+    return [category_at(category) for category in categories]
+
+
+def label_codes(labels: Sequence[str | None]) -> np.ndarray:
+    """(n,) int64 codes of labels in sorted order of the distinct ones, -1 for None."""
+    code = {label: c for c, label in enumerate(sorted({label for label in labels if label}))}
+    return np.array([code[label] if label else -1 for label in labels], dtype=np.int64)
 
 
 def empty_catalog(n_items: int) -> pd.DataFrame:

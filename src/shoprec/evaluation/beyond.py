@@ -28,13 +28,40 @@ def gini(ranked: np.ndarray, n_items: int) -> float:
     0 means every item is recommended equally often; (n - 1) / n, the maximum, means one item takes it all.
     An empty recommendation set has no concentration and gives 0.
     """
-    exposure = np.bincount(_recommended(ranked, n_items), minlength=n_items + 1)[1:]
-    total = exposure.sum()
-    if total == 0:
-        return 0.0
-    ascending = np.sort(exposure).astype(np.float64)
-    weights = 2 * np.arange(1, n_items + 1) - n_items - 1
-    return float(weights @ ascending / (n_items * total))
+    return _gini(np.bincount(_recommended(ranked, n_items), minlength=n_items + 1)[1:])
+
+
+def provider_gini(ranked: np.ndarray, item_providers: np.ndarray) -> float:
+    """Gini coefficient of exposure over all providers (``item_providers``: a provider code per item index, -1 for
+    none, e.g. ``Dataset.provider_codes``), never-recommended providers counting 0; items without one are left
+    out."""
+    providers = np.asarray(item_providers)
+    codes = providers[_recommended(ranked, len(providers) - 1)]
+    n_providers = int(providers.max()) + 1
+    if n_providers < 1:
+        raise ValueError("no item has a provider")
+    return _gini(np.bincount(codes[codes >= 0], minlength=n_providers))
+
+
+def small_providers(item_providers: np.ndarray, item_popularity: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """(n_items + 1,) bool: items of the bottom ``share`` of providers by training interactions (ceil(share x
+    providers) of them, ties by lower code; providers never interacted with always among them), the provider
+    counterpart of the item tail. Items without a provider and padding are never small-provider items."""
+    if not 0 < share < 1:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    providers = np.asarray(item_providers)
+    popularity = np.asarray(item_popularity, dtype=np.float64)
+    if providers.shape != popularity.shape:
+        raise ValueError(f"{providers.shape} provider codes for {popularity.shape} popularity counts")
+    has = providers >= 0
+    has[0] = False
+    n_providers = int(providers.max()) + 1
+    volume = np.bincount(providers[has], weights=popularity[has], minlength=n_providers)
+    ascending = np.argsort(volume, kind="stable")
+    small = np.zeros(n_providers, dtype=bool)
+    small[ascending[: math.ceil(share * n_providers)]] = True
+    small[volume == 0] = True
+    return has & small[np.where(has, providers, 0)]
 
 
 def mean_popularity(ranked: np.ndarray, item_popularity: np.ndarray) -> float:
@@ -158,6 +185,17 @@ def calibration_kl(histories: Sequences, ranked: np.ndarray, item_categories: np
     q = (1 - alpha) * list_mix[users] / q_total[users, None] + alpha * p
     terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / np.where(q > 0, q, 1.0)), 0.0)
     return float(terms.sum(axis=1).mean())
+
+
+def _gini(exposure: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts: 0 all equal, (n - 1) / n one takes all, 0 for all zeros."""
+    total = exposure.sum()
+    if total == 0:
+        return 0.0
+    n = len(exposure)
+    ascending = np.sort(exposure).astype(np.float64)
+    weights = 2 * np.arange(1, n + 1) - n - 1
+    return float(weights @ ascending / (n * total))
 
 
 def _counts(items: np.ndarray, indptr: np.ndarray, width: int) -> sp.csr_matrix:

@@ -24,6 +24,8 @@ from shoprec.evaluation.beyond import (
     novelty,
     popularity_groups,
     popularity_head,
+    provider_gini,
+    small_providers,
 )
 from shoprec.evaluation.groups import GroupGap, group_gap
 from shoprec.evaluation.metrics import hits_matrix, n_relevant, per_user_metrics, repeated_targets
@@ -197,6 +199,7 @@ def evaluate(
     on_chunk: Callable[[int], None] | None = None,
     item_vectors: np.ndarray | None = None,
     item_categories: np.ndarray | None = None,
+    item_providers: np.ndarray | None = None,
     group_gaps: bool = True,
     user_attributes: pd.DataFrame | None = None,
 ) -> EvalResult:
@@ -209,9 +212,11 @@ def evaluate(
     counted in ``n_repeat_targets`` so a report can say how many of the misses were certain.
     With ``item_vectors`` ((n_items, D), any model-independent item representation, e.g. text vectors) the lists'
     intra-list diversity is measured, with ``item_categories`` ((n_items, C) category distribution per item) their
-    category calibration (see ``beyond``). ``group_gaps=False`` skips the bootstrap (about 0.3 s on Beauty), for
-    validation passes that read only the means. ``user_attributes`` (labels by user index, e.g. MovieLens-1M's
-    gender, age and occupation) adds a slice per label and a gap per attribute.
+    category calibration (see ``beyond``), with ``item_providers`` ((n_items,) a provider code per item, -1 for
+    none: ``Dataset.provider_codes``) the Gini of exposure across providers and the share of slots that went to
+    small providers (the bottom half by training interactions). ``group_gaps=False`` skips the bootstrap (about
+    0.3 s on Beauty), for validation passes that read only the means. ``user_attributes`` (labels by user index,
+    e.g. MovieLens-1M's gender, age and occupation) adds a slice per label and a gap per attribute.
     """
     popularity = np.asarray(item_popularity)
     if popularity.ndim != 1 or len(popularity) < 2:
@@ -233,6 +238,8 @@ def evaluate(
             metrics[f"ILD@{k}"] = intra_list_diversity(ranked[:, :k], item_vectors)
         if item_categories is not None:
             metrics[f"CalibrationKL@{k}"] = calibration_kl(eval_set.histories, ranked[:, :k], item_categories)
+    if item_providers is not None:
+        metrics.update(_provider_exposure(ranked, item_providers, popularity, ks))
     groups = {"history_length": _length_groups(eval_set)}
     if user_attributes is not None:
         groups.update(_attribute_groups(eval_set, user_attributes))
@@ -254,6 +261,17 @@ def _beyond_accuracy(ranked: np.ndarray, popularity: np.ndarray, ks: tuple[int, 
         metrics[f"Novelty@{k}"] = novelty(top, popularity)
         for name, share in zip(_EXPOSURE_GROUPS, exposure_shares(top, groups, len(_EXPOSURE_GROUPS)), strict=True):
             metrics[f"Exposure{name}@{k}"] = float(share)
+    return metrics
+
+
+def _provider_exposure(
+    ranked: np.ndarray, providers: np.ndarray, popularity: np.ndarray, ks: tuple[int, ...]
+) -> dict[str, float]:
+    small = small_providers(providers, popularity, TAIL_SHARE).astype(np.int8)
+    metrics: dict[str, float] = {}
+    for k in ks:
+        metrics[f"ProviderGini@{k}"] = provider_gini(ranked[:, :k], providers)
+        metrics[f"ExposureSmallProviders@{k}"] = float(exposure_shares(ranked[:, :k], small, 2)[1])
     return metrics
 
 

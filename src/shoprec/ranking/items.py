@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoprec.data.dataset import Dataset, level_at, levels
+from shoprec.data.dataset import Dataset, label_codes, level_at, levels, provider_labels
 from shoprec.encoders.text import normalise
-from shoprec.evaluation.beyond import popularity_groups
+from shoprec.evaluation.beyond import popularity_groups, small_providers
 from shoprec.evaluation.protocol import HEAD_SHARE, TAIL_SHARE
 from shoprec.models.base import EmbeddingModel, Recommender
 from shoprec.storage.store import CatalogItem
@@ -42,6 +42,7 @@ class ItemIndex:
     search: np.ndarray  # (N, T) float32 unit text vectors; zero rows for items without text, T = 0 without encoder
     popularity: np.ndarray  # (N,) float32 training interaction counts; new items 0
     tail: np.ndarray  # (N,) bool: the audit's long tail (bottom half by training count; new items always)
+    small_provider: np.ndarray  # (N,) bool: items of the audit's small providers (``beyond.small_providers``)
     n_trained: int  # vocabulary size with padding: indices from here on are items the model never saw
     new_text: np.ndarray  # (N - n_trained, T') model-encoder vectors of the new items
 
@@ -153,9 +154,19 @@ def index_items(
         search=np.zeros((n, 0), dtype=np.float32) if search is None else search,
         popularity=counted,
         tail=popularity_groups(counted, HEAD_SHARE, TAIL_SHARE) == 2,
+        small_provider=_small_providers(items, counted),
         n_trained=n_trained,
         new_text=np.zeros((n - n_trained, 0), dtype=np.float32) if new_text is None else new_text,
     )
+
+
+def _small_providers(items: Sequence[CatalogItem | None], popularity: np.ndarray) -> np.ndarray:
+    """The audit's small-provider items, by the provider rule it uses (brand, else category as a stand-in)."""
+    brands = [item.brand if item is not None else None for item in items]
+    providers = label_codes(provider_labels(brands, [item.category if item is not None else None for item in items]))
+    if not (providers[1:] >= 0).any():
+        return np.zeros(len(items), dtype=bool)
+    return small_providers(providers, popularity, TAIL_SHARE)
 
 
 def non_personal_ranking(model: Recommender) -> np.ndarray:

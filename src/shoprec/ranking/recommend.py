@@ -8,7 +8,7 @@ and an evaluated feed are the same code path on the same history.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from shoprec.evaluation.protocol import top_k
 from shoprec.models.base import Recommender
 from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchReasons, SimilarReasons, occlusion
 from shoprec.ranking.items import ItemIndex
-from shoprec.ranking.rerank import MMR, Calibration, TailExposure
+from shoprec.ranking.rerank import MMR, Calibration, ProviderExposure, TailExposure
 from shoprec.ranking.stages import (
     AllItems,
     Available,
@@ -26,6 +26,7 @@ from shoprec.ranking.stages import (
     Filter,
     ItemSimilarity,
     Personalised,
+    PopularityCorrection,
     Price,
     ReRanker,
     Scorer,
@@ -35,7 +36,7 @@ from shoprec.ranking.stages import (
     TextRelevance,
     model_scorer,
 )
-from shoprec.ranking.types import Ranked, Request
+from shoprec.ranking.types import Knobs, Ranked, Request
 from shoprec.types import PADDING, Sequences
 
 SIMILAR_PERSONAL_WEIGHT = 0.3  # weight of the user's normalised feed score in a personalised similar-items list
@@ -86,13 +87,15 @@ class Ranker:
 @dataclass(frozen=True)
 class OfflineRanking:
     """A ranker over a fixed item view, as the evaluation protocol ranks: (B, k) item indices per history row,
-    PADDING where fewer than ``k`` items are allowed."""
+    PADDING where fewer than ``k`` items are allowed. ``knobs`` are the request's re-ranking knobs (``Request``'s
+    field names, e.g. ``{"diversity": 0.5}``), as the API's query parameters set them."""
 
     ranker: Ranker
     items: ItemIndex
+    knobs: Knobs = field(default_factory=Knobs)
 
     def top(self, histories: Sequences, k: int, exclude_seen: bool) -> np.ndarray:
-        requests = [Request(history=row, k=k, exclude_seen=exclude_seen) for row in histories.rows()]
+        requests = [Request(history=row, k=k, exclude_seen=exclude_seen, **self.knobs) for row in histories.rows()]
         ranked = np.full((len(requests), k), PADDING, dtype=np.int64)
         for b, result in enumerate(self.ranker.rank(requests, self.items)):
             ranked[b, : len(result.items)] = result.items
@@ -120,12 +123,23 @@ class Rankers:
         return occlusion(self.feed.scorer, request, items, target, self.window), rank, True
 
 
+def feed_ranker(model: Recommender) -> Ranker:
+    """The feed: ``model``'s scores, less the popularity the request divides out, then the request's re-ranking
+    knobs (each stage a no-op at 0). MMR and calibration are alternatives (the later would undo the earlier); the
+    exposure floors run last, so the shares they promise hold whatever came before (the tail's, when both are
+    set and compete for the same slots)."""
+    return Ranker(
+        PopularityCorrection(model_scorer(model)),
+        rerankers=(Calibration(), MMR(), ProviderExposure(), TailExposure()),
+        explainer=FeedReasons(),
+    )
+
+
 def rankers_for(model: Recommender, encode_query: Callable[[str], np.ndarray]) -> Rankers:
     """The feed, similar-items and search rankers of ``model``; search relevance comes from ``encode_query``."""
     feed = model_scorer(model)
     return Rankers(
-        # The request's re-ranking knobs (the API takes one at a time; each stage is a no-op at 0).
-        feed=Ranker(feed, rerankers=(Calibration(), MMR(), TailExposure()), explainer=FeedReasons()),
+        feed=feed_ranker(model),
         similar=Ranker(
             Personalised(ItemSimilarity(model), feed, SIMILAR_PERSONAL_WEIGHT),
             candidates=SimilarTo(),

@@ -1,6 +1,10 @@
 """Re-rankers: stages that reorder a pool of the best allowed items (``Ranker`` asks each for ``pool(request)``
 items). Each has one knob in [0, 1], fixed or taken from the request (the API's query parameters); at 0 a stage
-asks for no larger pool and returns the order untouched."""
+asks for no larger pool and returns the order untouched.
+
+Each returns the whole pool, its chosen k first and the rest behind them in the order they came, so a later stage
+still has the pool to choose from: a tail floor after MMR keeps MMR's list and swaps its last non-tail picks for
+the best tail items of the pool."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 
 from shoprec.ranking.items import ItemIndex
-from shoprec.ranking.stages import min_max
+from shoprec.ranking.stages import check_knob, min_max
 from shoprec.ranking.types import Request
 
 
@@ -23,7 +27,7 @@ class KnobStage:
     pool_factor: int
 
     def __post_init__(self) -> None:
-        _check(self.knob, getattr(self, self.knob))
+        check_knob(self.knob, getattr(self, self.knob))
 
     def pool(self, request: Request) -> int:
         return request.k * self.pool_factor if self.setting(request) > 0 else request.k
@@ -31,7 +35,7 @@ class KnobStage:
     def setting(self, request: Request) -> float:
         fixed: float | None = getattr(self, self.knob)
         value: float = getattr(request, self.knob) if fixed is None else fixed
-        _check(self.knob, value)
+        check_knob(self.knob, value)
         return value
 
 
@@ -55,18 +59,19 @@ class MMR(KnobStage):
         if diversity == 0:
             return pool, None
         space = items.unit_table if items.unit_table is not None else items.search
-        relevance = _relevance(scores, pool)
-        similarity = space[pool] @ space[pool].T  # (P, P)
-        closest = np.full(len(pool), -np.inf)  # highest similarity to anything chosen so far
+        own = pool[: self.pool(request)]  # a later stage may have asked for a larger pool: choose from our own
+        relevance = _relevance(scores, own)
+        similarity = space[own] @ space[own].T  # (P, P)
+        closest = np.full(len(own), -np.inf)  # highest similarity to anything chosen so far
         value = (1 - diversity) * relevance
         chosen: list[int] = []
-        for _ in range(min(request.k, len(pool))):
+        for _ in range(min(request.k, len(own))):
             gain = value - diversity * np.maximum(closest, 0.0) if chosen else value.copy()
             gain[chosen] = -np.inf
             best = int(np.argmax(gain))  # ties: the earlier (higher-scored) item
             chosen.append(best)
             closest = np.maximum(closest, similarity[best])
-        return pool[chosen], None
+        return _chosen_first(pool, np.array(chosen, dtype=np.int64)), None
 
 
 CALIBRATION_NOT_APPLIED = "calibration needs a history with categorised items; the list is the model's order"
@@ -101,15 +106,16 @@ class Calibration(KnobStage):
             return pool, CALIBRATION_NOT_APPLIED
         n_groups = int(groups.max()) + 1
         target = np.bincount(seen, minlength=n_groups) / len(seen)  # p
-        relevance = _relevance(scores, pool)
-        adds = np.zeros((len(pool), n_groups))  # each candidate's contribution to the list's category counts
-        grouped = np.flatnonzero(groups[pool] >= 0)
-        adds[grouped, groups[pool][grouped]] = 1.0
+        own = pool[: self.pool(request)]  # a later stage may have asked for a larger pool: choose from our own
+        relevance = _relevance(scores, own)
+        adds = np.zeros((len(own), n_groups))  # each candidate's contribution to the list's category counts
+        grouped = np.flatnonzero(groups[own] >= 0)
+        adds[grouped, groups[own][grouped]] = 1.0
         counts = np.zeros(n_groups)
-        available = np.ones(len(pool), dtype=bool)
+        available = np.ones(len(own), dtype=bool)
         held = target > 0  # the KL's terms: categories the history holds
         chosen: list[int] = []
-        for _ in range(min(request.k, len(pool))):
+        for _ in range(min(request.k, len(own))):
             mix = (counts + adds) / (len(chosen) + 1)  # (P, C): the list's mix with each candidate added
             smoothed = (1 - self.alpha) * mix + self.alpha * target
             divergence = (target[held] * np.log(target[held] / smoothed[:, held])).sum(axis=1)
@@ -119,23 +125,22 @@ class Calibration(KnobStage):
             chosen.append(best)
             available[best] = False
             counts += adds[best]
-        return pool[chosen], None
+        return _chosen_first(pool, np.array(chosen, dtype=np.int64)), None
 
 
 TAIL_SHORT = "the candidates held too few long-tail items to fill the asked share"
+PROVIDERS_SHORT = "the candidates held too few items of small providers to fill the asked share"
 
 
-@dataclass(frozen=True)
-class TailExposure(KnobStage):
-    """A floor on the long tail's share of every list (a constrained greedy): at least ceil(tail_share × k) slots
-    go to tail items (``ItemIndex.tail``: the audit's bottom half by training count, new items included). The list
-    keeps its best-scored items, and the lowest-scored non-tail ones give way to the best-scored tail items of a
-    pool of ``pool_factor`` × k; the list stays in score order. ``tail_share=None`` takes it from each request.
-    """
+class ExposureFloor(KnobStage):
+    """A floor on one group's share of every list (a constrained greedy): at least ceil(share × k) slots go to
+    the items an ``ItemIndex`` mask names (``group``). The list keeps its best-placed items, and the
+    lowest-placed others give way to the best-placed items of the group in a pool of ``pool_factor`` × k; the
+    list stays in the order it came (score order, or an earlier stage's)."""
 
-    knob: ClassVar[str] = "tail_share"
-    tail_share: float | None = None
-    pool_factor: int = 20  # tail items rarely score near the top: look further down than MMR does
+    group: ClassVar[str]  # the (N,) bool ``ItemIndex`` field of the items the floor is for
+    short: ClassVar[str]  # the note when the pool holds too few of them
+    pool_factor: int = 20  # such items rarely score near the top: look further down than MMR does
 
     def rerank(
         self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
@@ -144,21 +149,46 @@ class TailExposure(KnobStage):
         k = min(request.k, len(pool))
         if share == 0 or k == 0:
             return pool, None
-        tail = items.tail[pool]
+        favoured = getattr(items, self.group)[pool[: self.pool(request)]]  # our own pool, whatever others asked for
         wanted = math.ceil(share * k)
-        if tail[:k].sum() >= wanted:  # already there: a floor never takes tail items out
+        if favoured[:k].sum() >= wanted:  # already there: a floor never takes favoured items out
             return pool, None
-        tail_slots = np.flatnonzero(tail)[:wanted]  # pool positions of the best tail items
-        others = np.flatnonzero(~tail)[: k - len(tail_slots)]
-        chosen = np.sort(np.concatenate([tail_slots, others]))  # pool order is score order
-        return pool[chosen], TAIL_SHORT if len(tail_slots) < wanted else None
+        favoured_slots = np.flatnonzero(favoured)[:wanted]  # pool positions of the best-placed favoured items
+        others = np.flatnonzero(~favoured)[: k - len(favoured_slots)]
+        chosen = np.sort(np.concatenate([favoured_slots, others]))  # keep the order the pool came in
+        return _chosen_first(pool, chosen), self.short if len(favoured_slots) < wanted else None
+
+
+@dataclass(frozen=True)
+class TailExposure(ExposureFloor):
+    """At least ``tail_share`` of each list for long-tail items (``ItemIndex.tail``: the audit's bottom half by
+    training count, new items included). ``tail_share=None`` takes it from each request."""
+
+    knob: ClassVar[str] = "tail_share"
+    group: ClassVar[str] = "tail"
+    short: ClassVar[str] = TAIL_SHORT
+    tail_share: float | None = None
+
+
+@dataclass(frozen=True)
+class ProviderExposure(ExposureFloor):
+    """At least ``provider_share`` of each list for items of small providers (``ItemIndex.small_provider``: the
+    brands, or categories where a catalogue has no brands, in the bottom half by training interactions), so a
+    few big brands do not take every slot. ``provider_share=None`` takes it from each request."""
+
+    knob: ClassVar[str] = "provider_share"
+    group: ClassVar[str] = "small_provider"
+    short: ClassVar[str] = PROVIDERS_SHORT
+    provider_share: float | None = None
+
+
+def _chosen_first(pool: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """The pool with the ``chosen`` positions first, in that order, then the rest as they came."""
+    rest = np.ones(len(pool), dtype=bool)
+    rest[chosen] = False
+    return np.concatenate([pool[chosen], pool[rest]])
 
 
 def _relevance(scores: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """The pool's scores scaled to [0, 1]: what a re-ranker trades against its own aim."""
     return min_max(scores[pool].astype(np.float64), np.ones(len(pool), dtype=bool))
-
-
-def _check(name: str, value: float | None) -> None:
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")

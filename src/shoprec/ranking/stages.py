@@ -209,6 +209,41 @@ def model_scorer(model: Recommender) -> Scorer:
     return EmbeddingScorer(model) if isinstance(model, EmbeddingModel) else ModelScorer(model)
 
 
+@dataclass(frozen=True)
+class PopularityCorrection:
+    """Popularity-bias correction in scoring: ``base`` minus ``strength`` × log(1 + the item's training count) on
+    rows the history shapes. For a softmax-trained model this is inverse-propensity weighting, p(i) / count^β
+    (β = ``strength``), so 0 keeps the model's scores and 1 divides out the popularity a model learns from its
+    data; an item with no count is not penalised. Non-personal rows (the popularity list itself) are left as they
+    are. ``strength=None`` takes it from each request (``Request.popularity_correction``).
+    """
+
+    base: Scorer
+    strength: float | None = None
+
+    def __post_init__(self) -> None:
+        check_knob("popularity_correction", self.strength)
+
+    def score(self, requests: Sequence[Request], items: ItemIndex, allowed: np.ndarray) -> Scores:
+        scores = self.base.score(requests, items, allowed)
+        strengths = np.array(
+            [r.popularity_correction if self.strength is None else self.strength for r in requests], dtype=np.float32
+        )
+        for strength in strengths:
+            check_knob("popularity_correction", float(strength))
+        rows = scores.personal & (strengths > 0)
+        if rows.any():
+            penalty = np.log1p(np.maximum(items.popularity, 0.0)).astype(np.float32)  # (N,)
+            scores.total[rows] -= strengths[rows, None] * penalty
+        return scores
+
+
+def check_knob(name: str, value: float | None) -> None:
+    """A ranking knob is a share or a weight in [0, 1]; None means "read it off the request"."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
 def min_max(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``values`` scaled so that the masked ones span [0, 1]; all zeros when they are constant or none."""
     if not mask.any():

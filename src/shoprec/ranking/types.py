@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypedDict
 
 import numpy as np
 
@@ -45,6 +45,18 @@ class Request:
     diversity: float = 0.0  # MMR's trade-off for a re-ranker that takes it from the request (0: relevance only)
     calibration: float = 0.0  # the same for category calibration
     tail_share: float = 0.0  # the least share of the list that goes to long-tail items
+    provider_share: float = 0.0  # the least share that goes to items of small providers
+    popularity_correction: float = 0.0  # how much of an item's training popularity the score divides out (0: none)
+
+
+class Knobs(TypedDict, total=False):
+    """A request's ranking knobs by name, as the API's query parameters set them (unset: 0, off)."""
+
+    diversity: float
+    calibration: float
+    tail_share: float
+    provider_share: float
+    popularity_correction: float
 
 
 @dataclass(frozen=True)

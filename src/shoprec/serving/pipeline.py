@@ -56,6 +56,8 @@ class FeedRequest:
     diversity: float = 0.0
     calibration: float = 0.0
     tail_share: float = 0.0
+    provider_share: float = 0.0
+    popularity_correction: float = 0.0
 
 
 class Pipeline:
@@ -128,6 +130,8 @@ class Pipeline:
                 diversity=r.diversity,
                 calibration=r.calibration,
                 tail_share=r.tail_share,
+                provider_share=r.provider_share,
+                popularity_correction=r.popularity_correction,
             )
             for r in requests
         ]

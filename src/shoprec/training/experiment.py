@@ -91,6 +91,7 @@ def run_protocol(
         on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
         item_vectors=categories,
         item_categories=categories,
+        item_providers=dataset.provider_codes(),
         user_attributes=dataset.user_attributes,
     )
     reads = (ledger or Ledger.default()).record(
