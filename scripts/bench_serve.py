@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -256,6 +257,11 @@ def summarise(phase: str, run: Run, pinned: bool, connections: int, target: str,
     return Row(phase, pinned, connections, target, run.expected, rate, p50, p90, p99, top, errors, *cpu)
 
 
+def cpu_per_request(row: Row) -> float:
+    """Server CPU milliseconds per answered request: the share of one core over the window, over the rate."""
+    return row.server_cpu / row.per_second * 1e3 if row.per_second else float("nan")
+
+
 def table(rows: list[Row]) -> str:
     lines = [
         "| phase | pinned | conns | target | requests | achieved /s | p50 ms | p90 ms | p99 ms | max ms | errors "
@@ -463,7 +469,20 @@ async def phases(args: argparse.Namespace, port: int, pid: int, key: str, count:
         show(summarise("feed closed loop", run, pinned, args.concurrency, "max"))
         print(f"feed, open loop, {args.rate:g} req/s, {label} ...", flush=True)
         run = await open_loop(port, pid, feed, feed_check, args.rate, args.open_connections, args.warmup, args.duration)
-        show(summarise("feed open loop", run, pinned, args.open_connections, f"{args.rate:g}/s"))
+        plain = summarise("feed open loop", run, pinned, args.open_connections, f"{args.rate:g}/s")
+        plain.note = f"server CPU {cpu_per_request(plain):.2f} ms a feed"
+        show(plain)
+        for knobs in args.rerank:  # the same feeds with re-ranking knobs: what the knobs cost on top
+            asked = [request.replace(b"?k=10", f"?k=10&{knobs}".encode(), 1) for request in feeds]
+            print(f"feed ?{knobs}, open loop, {args.rate:g} req/s, {label} ...", flush=True)
+            choose = functools.partial(rng.choice, asked)
+            run = await open_loop(
+                port, pid, choose, feed_check, args.rate, args.open_connections, args.warmup, args.duration
+            )
+            row = summarise(f"feed open loop ?{knobs}", run, pinned, args.open_connections, f"{args.rate:g}/s")
+            extra = cpu_per_request(row) - cpu_per_request(plain)
+            row.note = f"server CPU {cpu_per_request(row):.2f} ms a feed, {extra:+.2f} ms against the plain feed"
+            show(row)
     if args.llm != "none":
         place(False)
         await with_chat(args, port, pid, key, rng, users, feed, show)
@@ -540,6 +559,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="connections of the closed loop")
     parser.add_argument("--rate", type=float, default=500.0, help="requests/s of the open loop")
     parser.add_argument("--open-connections", type=int, default=64, help="connections the open loop may use")
+    parser.add_argument(
+        "--rerank",
+        nargs="*",
+        default=["diversity=0.5", "calibration=0.5", "diversity=0.5&tail_share=0.3&provider_share=0.2"],
+        help="query strings of re-ranking knobs: one more feed open loop each (none: skip)",
+    )
     parser.add_argument("--batch", type=int, default=1000, help="events per ingest request")
     parser.add_argument("--ingest-connections", type=int, default=2, help="0 skips the ingest phase")
     parser.add_argument("--pin", choices=["off", "on", "both"], default="off", help="server on CPU 0, client on CPU 1")

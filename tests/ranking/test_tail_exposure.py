@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shoprec.ranking.items import ItemIndex, index_items
-from shoprec.ranking.rerank import PROVIDERS_SHORT, TAIL_SHORT, ProviderExposure, TailExposure
+from shoprec.ranking.rerank import PROVIDERS_SHORT, TAIL_SHORT, ExposureFloors, ProviderExposure, TailExposure
 from shoprec.ranking.types import Request
 from shoprec.storage.store import CatalogItem
 
@@ -65,3 +65,26 @@ def test_a_provider_floor_gives_small_brands_their_share() -> None:
     chosen, note = ProviderExposure(1.0).rerank(Request(np.array([1]), k=4), items, pool, scores)
     assert chosen[:4].tolist() == [1, 7, 8, 9] and note == PROVIDERS_SHORT  # only three small-provider items
     assert ProviderExposure().pool(Request(np.array([1]), k=4, provider_share=0.25)) == 80
+
+
+def test_two_floors_together_both_hold() -> None:
+    """Item 5 is popular (not tail) but its brand S is small; items 9-10 are brand T's, small and tail. The model
+    ranks by index. A quarter for small providers brings in 5; half for the tail then swaps out 3 and 2 for 6 and
+    7, never 5, which the provider floor needs. A tail floor run after a provider floor would have dropped 5."""
+    brands = ["", "A", "A", "A", "A", "S", "A", "A", "A", "T", "T"]
+    counts = np.array([0, 100, 90, 80, 70, 60, 5, 4, 3, 2, 1], dtype=np.float32)
+    records = [None, *(CatalogItem(f"i{i}", brand=brands[i]) for i in range(1, 11))]
+    items = index_items(["", *(f"i{i}" for i in range(1, 11))], records, table=None, popularity=counts)
+    assert np.flatnonzero(items.tail).tolist() == [6, 7, 8, 9, 10]
+    assert np.flatnonzero(items.small_provider).tolist() == [5, 9, 10]
+    pool, scores = np.arange(1, 11), np.arange(11, 0, -1).astype(np.float64)
+    request = Request(np.array([1]), k=4)
+    both = ExposureFloors((ProviderExposure(0.25), TailExposure(0.5)))
+    chosen, note = both.rerank(request, items, pool, scores)
+    assert chosen[:4].tolist() == [1, 5, 6, 7] and note is None
+    one_after_the_other, _ = TailExposure(0.5).rerank(
+        request, items, ProviderExposure(0.25).rerank(request, items, pool, scores)[0], scores
+    )
+    assert one_after_the_other[:4].tolist() == [1, 2, 6, 7]  # the small brand lost its slot
+    chosen, note = ExposureFloors((ProviderExposure(1.0), TailExposure(0.5))).rerank(request, items, pool, scores)
+    assert chosen[:4].tolist() == [1, 5, 9, 10] and note == PROVIDERS_SHORT  # only three small-provider items

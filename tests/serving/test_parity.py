@@ -15,7 +15,7 @@ from shoprec.models.artifact import load_artifact
 from shoprec.models.base import Recommender
 from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
-from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, ProviderExposure, TailExposure
+from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, ExposureFloors, ProviderExposure, TailExposure
 from shoprec.ranking.stages import PopularityCorrection, model_scorer
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
@@ -65,9 +65,12 @@ KNOBS: dict[str, tuple[dict[str, float], Callable[[Recommender], Ranker]]] = {
         {"popularity_correction": 0.5},
         lambda m: Ranker(PopularityCorrection(model_scorer(m), 0.5)),
     ),
-    "all three that combine": (
-        {"diversity": 0.5, "tail_share": 0.3, "popularity_correction": 0.3},
-        lambda m: Ranker(PopularityCorrection(model_scorer(m), 0.3), rerankers=(MMR(0.5), TailExposure(0.3))),
+    "all that combine": (
+        {"diversity": 0.5, "tail_share": 0.3, "provider_share": 0.2, "popularity_correction": 0.3},
+        lambda m: Ranker(
+            PopularityCorrection(model_scorer(m), 0.3),
+            rerankers=(MMR(0.5), ExposureFloors((ProviderExposure(0.2), TailExposure(0.3)))),
+        ),
     ),
 }
 
@@ -81,7 +84,7 @@ KNOBS: dict[str, tuple[dict[str, float], Callable[[Recommender], Ranker]]] = {
         ("sasrec", "tail_share"),
         ("sasrec", "provider_share"),
         ("sasrec", "popularity_correction"),
-        ("sasrec", "all three that combine"),
+        ("sasrec", "all that combine"),
     ],
 )
 def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stages(

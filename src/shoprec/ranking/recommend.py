@@ -16,7 +16,7 @@ from shoprec.evaluation.protocol import top_k
 from shoprec.models.base import Recommender
 from shoprec.ranking.explain import Explainer, FeedReasons, Occlusion, SearchReasons, SimilarReasons, occlusion
 from shoprec.ranking.items import ItemIndex
-from shoprec.ranking.rerank import MMR, Calibration, ProviderExposure, TailExposure
+from shoprec.ranking.rerank import MMR, Calibration, ExposureFloors, ProviderExposure, TailExposure
 from shoprec.ranking.stages import (
     AllItems,
     Available,
@@ -126,11 +126,10 @@ class Rankers:
 def feed_ranker(model: Recommender) -> Ranker:
     """The feed: ``model``'s scores, less the popularity the request divides out, then the request's re-ranking
     knobs (each stage a no-op at 0). MMR and calibration are alternatives (the later would undo the earlier); the
-    exposure floors run last, so the shares they promise hold whatever came before (the tail's, when both are
-    set and compete for the same slots)."""
+    exposure floors run last and together, so the shares they promise hold whatever came before."""
     return Ranker(
         PopularityCorrection(model_scorer(model)),
-        rerankers=(Calibration(), MMR(), ProviderExposure(), TailExposure()),
+        rerankers=(Calibration(), MMR(), ExposureFloors((ProviderExposure(), TailExposure()))),
         explainer=FeedReasons(),
     )
 

@@ -145,18 +145,49 @@ class ExposureFloor(KnobStage):
     def rerank(
         self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
     ) -> tuple[np.ndarray, str | None]:
-        share = self.setting(request)
+        return ExposureFloors((self,)).rerank(request, items, pool, scores)
+
+
+@dataclass(frozen=True)
+class ExposureFloors:
+    """Several floors met together, so one never undoes another: starting from the list as it came, each floor
+    in turn swaps in the best-placed items of its group and swaps out the lowest-placed item that is not of its
+    group and whose loss leaves every floor before it met. Two floors run one after the other would not: a tail
+    floor would give away the small-provider items a provider floor had just brought in."""
+
+    floors: tuple[ExposureFloor, ...]
+
+    def pool(self, request: Request) -> int:
+        return max(floor.pool(request) for floor in self.floors)
+
+    def rerank(
+        self, request: Request, items: ItemIndex, pool: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, str | None]:
         k = min(request.k, len(pool))
-        if share == 0 or k == 0:
+        active = [floor for floor in self.floors if floor.setting(request) > 0]
+        if not active or k == 0:
             return pool, None
-        favoured = getattr(items, self.group)[pool[: self.pool(request)]]  # our own pool, whatever others asked for
-        wanted = math.ceil(share * k)
-        if favoured[:k].sum() >= wanted:  # already there: a floor never takes favoured items out
-            return pool, None
-        favoured_slots = np.flatnonzero(favoured)[:wanted]  # pool positions of the best-placed favoured items
-        others = np.flatnonzero(~favoured)[: k - len(favoured_slots)]
-        chosen = np.sort(np.concatenate([favoured_slots, others]))  # keep the order the pool came in
-        return _chosen_first(pool, chosen), self.short if len(favoured_slots) < wanted else None
+        own = pool[: self.pool(request)]  # whatever larger pool another stage asked for
+        groups = [getattr(items, floor.group)[own] for floor in active]  # (P,) bool each
+        wanted = [math.ceil(floor.setting(request) * k) for floor in active]
+        chosen = np.zeros(len(own), dtype=bool)
+        chosen[:k] = True
+        short: list[str] = []
+        for f, (group, want) in enumerate(zip(groups, wanted, strict=True)):
+            while (group & chosen).sum() < want:
+                incoming = np.flatnonzero(group & ~chosen)
+                outgoing = [
+                    p
+                    for p in np.flatnonzero(chosen & ~group)[::-1]
+                    if all(not groups[g][p] or (groups[g] & chosen).sum() > wanted[g] for g in range(f))
+                ]
+                if len(incoming) == 0 or not outgoing:
+                    short.append(active[f].short)
+                    break
+                chosen[incoming[0]], chosen[outgoing[0]] = True, False
+        if chosen[:k].all():  # every floor met by the list as it came
+            return pool, "; ".join(short) or None
+        return _chosen_first(pool, np.flatnonzero(chosen)), "; ".join(short) or None
 
 
 @dataclass(frozen=True)
