@@ -4,6 +4,8 @@ Starts the server on a free port with a fresh store seeded from the Beauty data,
   feed, closed loop: N keep-alive connections, each sending its next request as soon as the last one answered;
   feed, open loop:   requests on a fixed timetable (--rate), latency from the SCHEDULED send time, so time spent
                      queued behind a slow server counts (no coordinated omission);
+  re-ranking:        the feed open loop at --rerank-rate (a rate the server keeps up with), without knobs and then
+                     with each of --rerank's knob sets: the difference in server CPU per feed is what they cost;
   ingest:            POST /v1/events, 1,000 events a batch, acknowledged only after the durable commit; the store
                      must then hold exactly the acknowledged number of new events;
   with --llm local:  search, open loop (--search-rate), then feed and search open loops again while one client
@@ -469,20 +471,8 @@ async def phases(args: argparse.Namespace, port: int, pid: int, key: str, count:
         show(summarise("feed closed loop", run, pinned, args.concurrency, "max"))
         print(f"feed, open loop, {args.rate:g} req/s, {label} ...", flush=True)
         run = await open_loop(port, pid, feed, feed_check, args.rate, args.open_connections, args.warmup, args.duration)
-        plain = summarise("feed open loop", run, pinned, args.open_connections, f"{args.rate:g}/s")
-        plain.note = f"server CPU {cpu_per_request(plain):.2f} ms a feed"
-        show(plain)
-        for knobs in args.rerank:  # the same feeds with re-ranking knobs: what the knobs cost on top
-            asked = [request.replace(b"?k=10", f"?k=10&{knobs}".encode(), 1) for request in feeds]
-            print(f"feed ?{knobs}, open loop, {args.rate:g} req/s, {label} ...", flush=True)
-            choose = functools.partial(rng.choice, asked)
-            run = await open_loop(
-                port, pid, choose, feed_check, args.rate, args.open_connections, args.warmup, args.duration
-            )
-            row = summarise(f"feed open loop ?{knobs}", run, pinned, args.open_connections, f"{args.rate:g}/s")
-            extra = cpu_per_request(row) - cpu_per_request(plain)
-            row.note = f"server CPU {cpu_per_request(row):.2f} ms a feed, {extra:+.2f} ms against the plain feed"
-            show(row)
+        show(summarise("feed open loop", run, pinned, args.open_connections, f"{args.rate:g}/s"))
+        await rerank_costs(args, port, pid, feeds, rng, pinned, label, show)
     if args.llm != "none":
         place(False)
         await with_chat(args, port, pid, key, rng, users, feed, show)
@@ -499,6 +489,37 @@ async def phases(args: argparse.Namespace, port: int, pid: int, key: str, count:
         row.note = f"{verdict}: acknowledged {acknowledged:,}, store +{grew:,}, /health +{health_grew:,}"
         show(row)
     return rows
+
+
+async def rerank_costs(
+    args: argparse.Namespace,
+    port: int,
+    pid: int,
+    feeds: list[bytes],
+    rng: random.Random,
+    pinned: bool,
+    label: str,
+    show: Callable[[Row], None],
+) -> None:
+    """For each set of re-ranking knobs, the plain feed and then the same feeds with the knobs, at a rate the server
+    keeps up with (a saturated server's CPU per feed says nothing): the difference in server CPU per feed between the
+    two runs side by side (this machine's speed drifts over minutes) is what the knobs cost."""
+    for knobs in args.rerank:
+        plain: Row | None = None
+        for query in ("", knobs):
+            asked = [r.replace(b"?k=10", f"?k=10&{query}".encode(), 1) for r in feeds] if query else feeds
+            print(f"feed ?{query or 'k=10'}, open loop, {args.rerank_rate:g} req/s, {label} ...", flush=True)
+            choose = functools.partial(rng.choice, asked)
+            run = await open_loop(
+                port, pid, choose, feed_check, args.rerank_rate, args.open_connections, args.warmup, args.duration
+            )
+            phase = f"feed open loop ?{query}" if query else "feed open loop, no knobs"
+            row = summarise(phase, run, pinned, args.open_connections, f"{args.rerank_rate:g}/s")
+            row.note = f"server CPU {cpu_per_request(row):.2f} ms a feed"
+            if plain is not None:
+                row.note += f", {cpu_per_request(row) - cpu_per_request(plain):+.2f} ms against no knobs just before"
+            plain = plain or row
+            show(row)
 
 
 async def with_chat(
@@ -563,8 +584,9 @@ def main() -> None:
         "--rerank",
         nargs="*",
         default=["diversity=0.5", "calibration=0.5", "diversity=0.5&tail_share=0.3&provider_share=0.2"],
-        help="query strings of re-ranking knobs: one more feed open loop each (none: skip)",
+        help="query strings of re-ranking knobs: a feed open loop without them, then one with, each (none: skip)",
     )
+    parser.add_argument("--rerank-rate", type=float, default=150.0, help="requests/s of the re-ranking open loops")
     parser.add_argument("--batch", type=int, default=1000, help="events per ingest request")
     parser.add_argument("--ingest-connections", type=int, default=2, help="0 skips the ingest phase")
     parser.add_argument("--pin", choices=["off", "on", "both"], default="off", help="server on CPU 0, client on CPU 1")

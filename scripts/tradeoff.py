@@ -9,7 +9,8 @@ targets, never trained on, and knob values are chosen on them here. No test spli
 way has none on DATA). Each row ranks every validation user through the feed ranker the API serves
 (``feed_ranker``: popularity correction, then calibration or MMR, then the tail floor), the knobs set on each
 request exactly as the API's query parameters set them, and the evaluation protocol measures NDCG@10, HR@10,
-intra-list diversity and calibration KL over DATA's categories, and the share of list slots given to tail items
+intra-list diversity and calibration KL over DATA's categories (diversity over the items' text vectors where DATA
+has no categories), and the share of list slots given to tail items
 (the bottom half by training popularity), and across providers (brands, or categories where there are none):
 the Gini of their exposure and the share of slots given to the small half of them. Each row also records the
 NDCG@10 gap between the best- and worst-served user groups (history length; gender, age and occupation where the
@@ -33,6 +34,8 @@ from shoprec.models.artifact import load_artifact
 from shoprec.models.base import item_popularity
 from shoprec.ranking.items import catalog_records, model_items
 from shoprec.ranking.recommend import OfflineRanking, feed_ranker
+from shoprec.training.config import RunConfig
+from shoprec.training.experiment import text_vectors
 
 KNOBS = ("popularity_correction", "calibration", "diversity", "provider_share", "tail_share")
 COLUMNS = (
@@ -70,8 +73,9 @@ def main() -> None:
             f"{args.model_dir} was not trained by `shoprec train` on {args.data}: its validation targets are unknown"
         )
     categories = dataset.category_matrix()
-    if categories is None:
-        print(f"{args.data} has no item categories: no intra-list diversity or calibration KL", file=sys.stderr)
+    # Diversity over categories where the data has them, else over the text vectors the model's encoder gives the
+    # items (read from the training cache): both independent of the model's own item space, which MMR works in.
+    diversity_space = categories if categories is not None else text_vectors(dataset, RunConfig(**manifest.run), None)()
     trained_on, valid = hold_out_last(dataset.sequences)  # what `shoprec train` fitted on, and its validation
     items = model_items(model, vocabulary.ids, records=catalog_records(dataset, vocabulary.ids))
     popularity = item_popularity(trained_on, dataset.items.size)
@@ -87,7 +91,7 @@ def main() -> None:
             valid,
             popularity,
             ks=(10,),
-            item_vectors=categories,
+            item_vectors=diversity_space,
             item_categories=categories,
             item_providers=dataset.provider_codes(),
             user_attributes=dataset.user_attributes,
@@ -110,6 +114,7 @@ def main() -> None:
             "data": dataset.name,
             "model": manifest.model,
             "options": manifest.options,
+            "diversity_space": "categories" if categories is not None else f"item text ({manifest.encoder_name})",
             "date": provenance.utc_now(),
             "commit": provenance.git_commit(),
             "machine": provenance.machine(),

@@ -104,21 +104,21 @@ class Calibration(KnobStage):
         seen = seen[seen >= 0]
         if len(seen) == 0:
             return pool, CALIBRATION_NOT_APPLIED
-        n_groups = int(groups.max()) + 1
-        target = np.bincount(seen, minlength=n_groups) / len(seen)  # p
+        held, counts_seen = np.unique(seen, return_counts=True)  # the KL's terms: categories the history holds
+        target = counts_seen / len(seen)  # p over them (H,)
         own = pool[: self.pool(request)]  # a later stage may have asked for a larger pool: choose from our own
         relevance = _relevance(scores, own)
-        adds = np.zeros((len(own), n_groups))  # each candidate's contribution to the list's category counts
-        grouped = np.flatnonzero(groups[own] >= 0)
-        adds[grouped, groups[own][grouped]] = 1.0
-        counts = np.zeros(n_groups)
+        column = np.searchsorted(held, groups[own]).clip(max=len(held) - 1)
+        counted = held[column] == groups[own]  # candidates in a held category; the others change no KL term
+        adds = np.zeros((len(own), len(held)))  # (P, H): each candidate's contribution to the held counts
+        adds[np.flatnonzero(counted), column[counted]] = 1.0
+        counts = np.zeros(len(held))
         available = np.ones(len(own), dtype=bool)
-        held = target > 0  # the KL's terms: categories the history holds
         chosen: list[int] = []
         for _ in range(min(request.k, len(own))):
-            mix = (counts + adds) / (len(chosen) + 1)  # (P, C): the list's mix with each candidate added
+            mix = (counts + adds) / (len(chosen) + 1)  # (P, H): the list's mix with each candidate added
             smoothed = (1 - self.alpha) * mix + self.alpha * target
-            divergence = (target[held] * np.log(target[held] / smoothed[:, held])).sum(axis=1)
+            divergence = (target * np.log(target / smoothed)).sum(axis=1)
             value = (1 - weight) * relevance - weight * divergence
             value[~available] = -np.inf
             best = int(np.argmax(value))  # ties: the earlier (higher-scored) item
