@@ -17,6 +17,7 @@ from shoprec.models.sasrec import SASRec
 from shoprec.ranking.recommend import OfflineRanking, Ranker
 from shoprec.ranking.rerank import MMR, TAIL_SHORT, Calibration, ExposureFloors, ProviderExposure, TailExposure
 from shoprec.ranking.stages import PopularityCorrection, model_scorer
+from shoprec.ranking.types import Knobs
 from shoprec.serving.pipeline import FeedRequest, Pipeline
 from shoprec.storage.store import Store, StoredEvent
 from shoprec.types import EventType, Sequences, Vocabulary
@@ -56,17 +57,20 @@ def test_the_served_feed_is_the_offline_ranking(name: str, served_for: Callable[
         assert not feed.cold_start
 
 
-KNOBS: dict[str, tuple[dict[str, float], Callable[[Recommender], Ranker]]] = {
-    "diversity": ({"diversity": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(MMR(0.5),))),
-    "calibration": ({"calibration": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(Calibration(0.5),))),
-    "tail_share": ({"tail_share": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(TailExposure(0.5),))),
-    "provider_share": ({"provider_share": 0.5}, lambda m: Ranker(model_scorer(m), rerankers=(ProviderExposure(0.5),))),
+KNOBS: dict[str, tuple[Knobs, Callable[[Recommender], Ranker]]] = {
+    "diversity": (Knobs(diversity=0.5), lambda m: Ranker(model_scorer(m), rerankers=(MMR(0.5),))),
+    "calibration": (Knobs(calibration=0.5), lambda m: Ranker(model_scorer(m), rerankers=(Calibration(0.5),))),
+    "tail_share": (Knobs(tail_share=0.5), lambda m: Ranker(model_scorer(m), rerankers=(TailExposure(0.5),))),
+    "provider_share": (
+        Knobs(provider_share=0.5),
+        lambda m: Ranker(model_scorer(m), rerankers=(ProviderExposure(0.5),)),
+    ),
     "popularity_correction": (
-        {"popularity_correction": 0.5},
+        Knobs(popularity_correction=0.5),
         lambda m: Ranker(PopularityCorrection(model_scorer(m), 0.5)),
     ),
     "all that combine": (
-        {"diversity": 0.5, "tail_share": 0.3, "provider_share": 0.2, "popularity_correction": 0.3},
+        Knobs(diversity=0.5, tail_share=0.3, provider_share=0.2, popularity_correction=0.3),
         lambda m: Ranker(
             PopularityCorrection(model_scorer(m), 0.3),
             rerankers=(MMR(0.5), ExposureFloors((ProviderExposure(0.2), TailExposure(0.3)))),
@@ -96,7 +100,7 @@ def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stages(
     pipeline, model, vocabulary, users, histories = served_for(name)
     knobs, ranker = KNOBS[knob]
     offline = rank(OfflineRanking(ranker(model), pipeline.catalog.snapshot()), histories, K)
-    served = pipeline.recommend_many([FeedRequest(user, user, K, **knobs) for user in users])
+    served = pipeline.recommend_many([FeedRequest(user, user, K, knobs=knobs) for user in users])
     plain = pipeline.recommend_many([FeedRequest(user, user, K) for user in users])
     for row, feed in zip(offline, served, strict=True):
         assert [item.item_id for item in feed.items] == vocabulary.ids_of(row)
@@ -111,7 +115,7 @@ def test_a_feed_says_when_its_candidates_cannot_meet_the_tail_floor(served_for: 
     items = pipeline.catalog.snapshot()
 
     def floors(k: int) -> tuple[list[bool], list[bool]]:
-        feeds = pipeline.recommend_many([FeedRequest(user, user, k, tail_share=1.0) for user in users])
+        feeds = pipeline.recommend_many([FeedRequest(user, user, k, knobs=Knobs(tail_share=1.0)) for user in users])
         short = [sum(bool(items.tail[items.index(i.item_id)]) for i in feed.items) < k for feed in feeds]
         return [TAIL_SHORT in feed.notes for feed in feeds], short
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from shoprec.models.artifact import Manifest, load_artifact
 from shoprec.ranking.explain import popular
 from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.recommend import Rankers, rankers_for
-from shoprec.ranking.types import Ranked, Reason, Request
+from shoprec.ranking.types import Knobs, Ranked, Reason, Request
 from shoprec.serving.catalog import Catalog, cached_encoder, shared_encoder
 from shoprec.serving.query import search_request
 from shoprec.serving.schemas import (
@@ -53,11 +53,7 @@ class FeedRequest:
     k: int
     category: str | None = None
     exclude_seen: bool = True
-    diversity: float = 0.0
-    calibration: float = 0.0
-    tail_share: float = 0.0
-    provider_share: float = 0.0
-    popularity_correction: float = 0.0
+    knobs: Knobs = field(default_factory=Knobs)  # the re-ranking knobs the request set (the rest stay 0, off)
 
 
 class Pipeline:
@@ -127,11 +123,7 @@ class Pipeline:
                 r.k,
                 r.exclude_seen,
                 category=r.category,
-                diversity=r.diversity,
-                calibration=r.calibration,
-                tail_share=r.tail_share,
-                provider_share=r.provider_share,
-                popularity_correction=r.popularity_correction,
+                **r.knobs,
             )
             for r in requests
         ]

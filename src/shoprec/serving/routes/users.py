@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 
+from shoprec.ranking.types import Knobs
 from shoprec.serving.batching import MicroBatcher
 from shoprec.serving.deps import (
     ID_LENGTH,
@@ -101,11 +102,13 @@ async def recommendations(
         bounded_k(runtime.settings, k),
         category or None,
         exclude_seen,
-        diversity,
-        calibration,
-        tail_share,
-        provider_share,
-        popularity_correction,
+        Knobs(
+            diversity=diversity,
+            calibration=calibration,
+            tail_share=tail_share,
+            provider_share=provider_share,
+            popularity_correction=popularity_correction,
+        ),
     )
     result = await feeds.submit(asked)
     runtime.metrics.items_served.labels(route="recommendations").inc(len(result.items))
