@@ -29,7 +29,7 @@ from pathlib import Path
 from shoprec.cli.common import load_data
 from shoprec.data.split import hold_out_last
 from shoprec.evaluation import provenance
-from shoprec.evaluation.protocol import evaluate
+from shoprec.evaluation.protocol import audit_of, evaluate
 from shoprec.models.artifact import load_artifact
 from shoprec.models.base import item_popularity
 from shoprec.ranking.items import catalog_records, model_items
@@ -72,10 +72,12 @@ def main() -> None:
         raise SystemExit(
             f"{args.model_dir} was not trained by `shoprec train` on {args.data}: its validation targets are unknown"
         )
-    categories = dataset.category_matrix()
-    # Diversity over categories where the data has them, else over the text vectors the model's encoder gives the
-    # items (read from the training cache): both independent of the model's own item space, which MMR works in.
-    diversity_space = categories if categories is not None else text_vectors(dataset, RunConfig(**manifest.run), None)()
+    audit = audit_of(dataset)
+    by_categories = audit["item_vectors"] is not None
+    if not by_categories:
+        # Diversity over the text vectors the model's encoder gives the items (from the training cache): like
+        # categories, independent of the model's own item space, which MMR works in.
+        audit["item_vectors"] = text_vectors(dataset, RunConfig(**manifest.run), None)()
     trained_on, valid = hold_out_last(dataset.sequences)  # what `shoprec train` fitted on, and its validation
     items = model_items(model, vocabulary.ids, records=catalog_records(dataset, vocabulary.ids))
     popularity = item_popularity(trained_on, dataset.items.size)
@@ -91,10 +93,7 @@ def main() -> None:
             valid,
             popularity,
             ks=(10,),
-            item_vectors=diversity_space,
-            item_categories=categories,
-            item_providers=dataset.provider_codes(),
-            user_attributes=dataset.user_attributes,
+            **audit,
         )
         seconds = time.perf_counter() - started
         audited = [gap for gap in result.gaps if gap.metric == GAP_METRIC]
@@ -114,7 +113,7 @@ def main() -> None:
             "data": dataset.name,
             "model": manifest.model,
             "options": manifest.options,
-            "diversity_space": "categories" if categories is not None else f"item text ({manifest.encoder_name})",
+            "diversity_space": "categories" if by_categories else f"item text ({manifest.encoder_name})",
             "date": provenance.utc_now(),
             "commit": provenance.git_commit(),
             "machine": provenance.machine(),

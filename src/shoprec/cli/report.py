@@ -22,7 +22,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.split import EvalSet, hold_out_last
 from shoprec.evaluation import provenance
 from shoprec.evaluation.html import Example, FeedItem, Header, Report, Tradeoff, render_report
-from shoprec.evaluation.protocol import EvalResult, evaluate
+from shoprec.evaluation.protocol import EvalResult, audit_of, evaluate
 from shoprec.models.artifact import load_artifact
 from shoprec.models.base import Recommender, item_popularity
 from shoprec.ranking.items import ItemIndex, catalog_records, model_items
@@ -133,17 +133,13 @@ def read_json(path: Path) -> Any:
 def validation_result(model: Recommender, dataset: Dataset, trained_on: Sequences, valid: EvalSet) -> EvalResult:
     """The protocol on the validation targets, with categories, providers and user attributes as `run_protocol`
     audits them."""
-    categories = dataset.category_matrix()
     with progress_bars() as progress:
         return evaluate(
             model,
             valid,
             item_popularity(trained_on, dataset.items.size),
             on_chunk=lambda done: progress("validation", done, len(valid)),
-            item_vectors=categories,
-            item_categories=categories,
-            item_providers=dataset.provider_codes(),
-            user_attributes=dataset.user_attributes,
+            **audit_of(dataset),
         )
 
 

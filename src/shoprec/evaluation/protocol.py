@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from shoprec.data.dataset import Dataset
 from shoprec.data.split import EvalSet
 from shoprec.evaluation.beyond import (
     calibration_kl,
@@ -188,6 +189,27 @@ def rank(
         if on_chunk is not None:
             on_chunk(stop)
     return ranked
+
+
+class Audit(TypedDict):
+    """What ``evaluate`` audits lists over beyond accuracy, by its argument names."""
+
+    item_vectors: np.ndarray | None
+    item_categories: np.ndarray | None
+    item_providers: np.ndarray | None
+    user_attributes: pd.DataFrame | None
+
+
+def audit_of(dataset: Dataset) -> Audit:
+    """A data set's audit, the same for every model: diversity and calibration over its categories, exposure across
+    its providers, accuracy by its user attributes (each None where the data has none)."""
+    categories = dataset.category_matrix()
+    return Audit(
+        item_vectors=categories,
+        item_categories=categories,
+        item_providers=dataset.provider_codes(),
+        user_attributes=dataset.user_attributes,
+    )
 
 
 def evaluate(

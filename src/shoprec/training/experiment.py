@@ -16,7 +16,7 @@ from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
 from shoprec.encoders.text import create_encoder
 from shoprec.evaluation.ledger import Ledger
-from shoprec.evaluation.protocol import EvalResult, evaluate
+from shoprec.evaluation.protocol import EvalResult, audit_of, evaluate
 from shoprec.models.artifact import Manifest
 from shoprec.models.base import item_popularity
 from shoprec.training.config import RunConfig
@@ -82,17 +82,13 @@ def run_protocol(
     vectors = text_vectors(dataset, run, progress)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress, vectors)
     popularity = item_popularity(split.train, dataset.items.size)
-    categories = dataset.category_matrix()  # diversity and calibration over categories, the same for every model
     test = evaluate(
         selection.model,
         split.test,
         item_popularity=popularity,
         chunk_size=run.chunk_size,
         on_chunk=reporter(progress, f"{run.model} testing", len(split.test)),
-        item_vectors=categories,
-        item_categories=categories,
-        item_providers=dataset.provider_codes(),
-        user_attributes=dataset.user_attributes,
+        **audit_of(dataset),
     )
     reads = (ledger or Ledger.default()).record(
         data_name=dataset.name,
