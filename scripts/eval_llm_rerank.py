@@ -90,7 +90,7 @@ def base_model(dataset: Dataset, split: Split, config: Path, model_dir: Path) ->
             encoder=run.encoder if uses_text else None,
             encoder_name=None,
         )
-        save_artifact(model_dir, selection.model, dataset.items, manifest)
+        save_artifact(model_dir, selection.model, dataset.items, manifest, dataset.users.ids)
     model, items, manifest = load_artifact(model_dir)
     if manifest.data_fingerprint != fingerprint or items.ids != dataset.items.ids:
         raise ValueError(

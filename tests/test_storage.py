@@ -21,6 +21,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shoprec.privacy.consent import ConsentPolicy
+from shoprec.privacy.erasure import erasure_tag
 from shoprec.storage.store import CatalogItem, Store, StoreBusy, StoredEvent
 from shoprec.types import EventType
 
@@ -121,13 +123,86 @@ def test_the_whole_history_is_every_event_however_long(store: Store) -> None:
     assert store.recent_items("alice", 200) == item_ids(events("alice", 200, start=800))
 
 
-def test_forget_user_deletes_only_that_user(store: Store) -> None:
+def test_forget_erases_only_that_user_and_keeps_a_tag_not_the_pseudonym(store: Store) -> None:
     store.add_events(events("alice", 4) + events("bob", 2))
-    assert store.forget_user("alice") == 4
-    assert store.history("alice") == []
-    assert store.history("bob") == events("bob", 2)
-    assert store.count_events() == 2
-    assert store.forget_user("alice") == 0
+    store.add_chat_turn("s1", "alice", {"intent": "x"})
+    store.add_chat_turn("s2", "bob", {"intent": "y"})
+    store.set_consent("alice", True)
+    store.set_consent("bob", True)
+
+    erased = store.forget_users(["alice"])
+
+    assert (erased.events, erased.chat_turns, erased.tags) == (4, 1, (erasure_tag("alice"),))
+    assert store.history("alice") == [] and store.recent_items("alice", None) == []
+    assert store.last_chat_turn("s1", "alice") is None and store.consents(["alice"]) == {}
+    assert store.history("bob") == events("bob", 2) and store.last_chat_turn("s2", "bob") == {"intent": "y"}
+    assert store.consents() == {"bob": True}
+    assert store.erased_tags() == {erasure_tag("alice")}
+    again = store.forget_users(["alice"])  # idempotent: nothing left, the tag kept once
+    assert (again.events, again.chat_turns) == (0, 0) and store.erased_tags() == {erasure_tag("alice")}
+
+
+def test_forgotten_pseudonym_leaves_no_bytes_in_the_sqlite_files(tmp_path: Path) -> None:
+    """A delete only marks space free: the pseudonym's bytes stay in the file (and its log) until ``compact``."""
+    pseudonym = "9f2c4e1a7b3d5f60" * 2
+    store = Store(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    try:
+        store.add_events(events(pseudonym, 50) + events("bob", 5))
+        store.add_chat_turn("s", pseudonym, {"message": "lipstick"})
+        store.set_consent(pseudonym, True)
+        store.forget_users([pseudonym])
+
+        def holding() -> list[str]:
+            return [p.name for p in tmp_path.iterdir() if pseudonym.encode() in p.read_bytes()]
+
+        assert holding(), "deleted rows' bytes should still be on disk before compaction (else this test is moot)"
+        assert store.compact() is True
+        assert holding() == []
+        assert store.history("bob") == events("bob", 5)
+    finally:
+        store.close()
+
+
+def test_consent_decides_whose_history_personal_reads_return(store_url: str) -> None:
+    opt_out, opt_in = Store(store_url), Store(store_url, consent=ConsentPolicy(required=True))
+    try:
+        opt_out.add_events(events("alice", 3) + events("bob", 2) + events("carol", 1))
+        opt_out.set_consent("alice", False)
+        opt_out.set_consent("bob", True)
+        both = (opt_out, opt_in)
+        # opt-out: only a recorded "no" withholds; opt-in: only a recorded "yes" allows
+        assert [s.histories(["alice", "bob", "carol"]) for s in both] == [
+            {"alice": [], "bob": ["item0", "item1"], "carol": ["item0"]},
+            {"alice": [], "bob": ["item0", "item1"], "carol": []},
+        ]
+        assert [s.recent_items("carol", None) for s in both] == [["item0"], []]
+        assert [s.recent_items("alice", 2) for s in both] == [[], []]
+        assert [len(s.history("carol")) for s in both] == [1, 0]
+        opt_out.set_consent("alice", True)  # the latest answer wins
+        assert opt_in.histories(["alice"]) == {"alice": ["item0", "item1", "item2"]}
+        assert opt_out.count_events() == 6  # withholding hides, it does not delete
+    finally:
+        opt_out.close()
+        opt_in.close()
+
+
+def test_purge_deletes_what_happened_before_the_cut_and_keeps_the_rest(store: Store) -> None:
+    now = time.time()
+    old, recent = now - 400 * 86_400, now - 300 * 86_400
+    store.add_events(
+        [
+            StoredEvent("alice", "old", EventType.VIEW, old),
+            StoredEvent("alice", "recent", EventType.VIEW, recent),
+            StoredEvent("bob", "untimed", EventType.VIEW),  # no timestamp: it happened when received, just now
+        ]
+    )
+    store.add_chat_turn("s", "alice", {"intent": "x"})
+
+    purged = store.purge(now - 365 * 86_400)
+
+    assert (purged.events, purged.chat_turns) == (1, 0)
+    assert store.recent_items("alice", None) == ["recent"] and store.recent_items("bob", None) == ["untimed"]
+    assert store.purge(time.time() + 1).chat_turns == 1
 
 
 def test_upsert_replaces_fields_and_keeps_order(store: Store) -> None:

@@ -108,7 +108,7 @@ def test_acknowledged_events_survive_sigkill(
                         response = client.post("/v1/events", json={"events": events})
                     except httpx.TransportError:
                         return
-                    assert response.json() == {"stored": BATCH, "rejected": []}
+                    assert response.json() == {"stored": BATCH, "rejected": [], "withheld": 0}
                     acked[user] = items
 
         writers = [threading.Thread(target=post_batches, args=(n,)) for n in range(2)]
@@ -157,7 +157,7 @@ def test_two_workers_serve_one_catalog_and_restart_without_failing_a_request(
         assert written.status_code == 200, written.text
         events = [{"user_id": "two-workers-user", "item_id": "TWO-WORKERS-NEW", "type": "view"}]
         written = httpx.post(f"{base}/v1/events", json={"events": events}, headers={"X-API-Key": KEY})
-        assert written.json() == {"stored": 1, "rejected": []}
+        assert written.json() == {"stored": 1, "rejected": [], "withheld": 0}
         for _ in range(reads):
             assert httpx.get(f"{base}/v1/items/TWO-WORKERS-NEW/similar", params={"k": 1}).status_code == 200
             feed = httpx.get(f"{base}/v1/users/two-workers-user/recommendations").json()

@@ -12,6 +12,7 @@ from shoprec.cli.common import console, guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
 from shoprec.cli.models import bench, evaluate_command, recommend, train, tune_command
+from shoprec.cli.privacy import forget, retrain, store_app
 from shoprec.cli.report import report
 from shoprec.cli.serve import serve
 
@@ -34,6 +35,7 @@ def main(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings 
 
 app.add_typer(data_app, name="data")
 app.add_typer(ask_app, name="ask")
+app.add_typer(store_app, name="store")
 app.command()(guarded(train))
 app.command(name="evaluate")(guarded(evaluate_command))
 app.command(name="tune")(guarded(tune_command))
@@ -43,3 +45,5 @@ app.command()(guarded(report))
 app.command()(guarded(demo))
 app.command()(guarded(serve))
 app.command()(guarded(chat))
+app.command()(guarded(forget))
+app.command()(guarded(retrain))

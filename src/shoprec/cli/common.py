@@ -19,6 +19,7 @@ from shoprec.data.dataset import Dataset
 from shoprec.data.rejects import LoadReport, SchemaError
 from shoprec.data.sources import load_source
 from shoprec.llm.errors import LLMError
+from shoprec.privacy.consent import Admission
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 console = Console(stderr=True, soft_wrap=True)
@@ -43,14 +44,18 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def load_data(path: Path, pseudonymize: Pseudonymizer | None = None) -> tuple[Dataset, LoadReport]:
-    """Load any supported source and say how many rows were kept and set aside."""
+def load_data(
+    path: Path, pseudonymize: Pseudonymizer | None = None, admission: Admission | None = None
+) -> tuple[Dataset, LoadReport]:
+    """Load any supported source and say how many rows were kept and set aside, and how many users were left
+    out for privacy (no consent, forgotten)."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    dataset, report = load_source(path, pseudonymize or Pseudonymizer.from_environment())
+    dataset, report = load_source(path, pseudonymize or Pseudonymizer.from_environment(), admission=admission)
     style = "yellow" if report.rejected else "green"
+    withheld = f", left out {report.withheld_users:,} users (no consent or forgotten)" if report.withheld_users else ""
     console.print(
-        f"[{style}]{path}: loaded {report.loaded:,} rows, rejected {report.rejected:,}[/{style}] — "
+        f"[{style}]{path}: loaded {report.loaded:,} rows, rejected {report.rejected:,}{withheld}[/{style}] — "
         f"{dataset.n_users:,} users, {dataset.n_items:,} items, {dataset.sequences.n_interactions:,} interactions"
     )
     return dataset, report

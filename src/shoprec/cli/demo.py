@@ -44,7 +44,7 @@ def demo(
     console.print("\ntraining the Transformer on all data (each user's last item for validation only)…")
     with progress_bars() as progress:
         selection, manifest = train_model(dataset, runs[-1], progress)
-    save_artifact(out / manifest.model, selection.model, dataset.items, manifest)
+    save_artifact(out / manifest.model, selection.model, dataset.items, manifest, dataset.users.ids)
     console.print(f"[green]saved[/green] {out / manifest.model} (encoder {manifest.encoder_name})")
     show_recommendations(dataset, selection.model)
     if serve:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from sqlalchemy.engine import make_url
 
 from shoprec.cli.common import console, load_data, progress_bars
 from shoprec.data.align import reindex
@@ -18,7 +19,10 @@ from shoprec.evaluation.report import HEADLINE, bench_section, gaps_table, markd
 from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.models.base import item_popularity
 from shoprec.models.registry import MODELS, create_model
+from shoprec.privacy.consent import Admission, ConsentPolicy
 from shoprec.privacy.pseudonym import Pseudonymizer
+from shoprec.serving.settings import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
+from shoprec.storage.store import Store
 from shoprec.training.bench import BenchEntry
 from shoprec.training.bench import bench as run_bench
 from shoprec.training.config import RunConfig
@@ -67,13 +71,38 @@ def train(
     model: str | None = typer.Option(None, help=f"One of: {', '.join(MODELS)}."),
     out: Path = typer.Option(..., help="Model directory to write."),
     config: Path | None = typer.Option(None, help="Run config TOML (model, [options], [search])."),
+    database_url: str = typer.Option(
+        DEFAULT_DATABASE_URL,
+        envvar=DATABASE_URL_ENV,
+        help="The serving store whose consents and erasures training obeys (skipped if its SQLite file is absent).",
+    ),
+    consent_required: bool = typer.Option(False, help="Opt-in: train only on users who said yes."),
 ) -> None:
-    """Train on everything in DATA; each user's last item is used only as the validation target."""
-    run = run_config(model, config)
-    dataset, _ = load_data(data)
+    """Train on everything in DATA; each user's last item is used only as the validation target. Users the store
+    has forgotten, and users without consent (in the store or DATA's consent column), are left out."""
+    fit_and_save(data, run_config(model, config), out, admission(database_url, consent_required))
+
+
+def admission(database_url: str, consent_required: bool) -> Admission:
+    """Who may be trained on: the store's recorded consents and erasures (none when its SQLite file does not
+    exist yet: nobody has answered or been forgotten there) under the shop's policy."""
+    policy = ConsentPolicy(required=consent_required)
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return Admission(policy)
+    store = Store(database_url, consent=policy)
+    try:
+        return Admission(policy, store.consents(), store.erased_tags())
+    finally:
+        store.close()
+
+
+def fit_and_save(data: Path, run: RunConfig, out: Path, admitted: Admission) -> None:
+    """Load DATA's admitted users, fit and select ``run`` on them, save the model directory and say how it did."""
+    dataset, _ = load_data(data, admission=admitted)
     with progress_bars() as progress:
         selection, manifest = train_model(dataset, run, progress)
-    save_artifact(out, selection.model, dataset.items, manifest)
+    save_artifact(out, selection.model, dataset.items, manifest, dataset.users.ids)
     show_metrics(
         f"validation (last item of each user), {len(selection.trials)} configuration(s) tried",
         {run.model: selection.best.valid},

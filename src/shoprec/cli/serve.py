@@ -27,6 +27,7 @@ from shoprec.cli.common import console, load_data
 from shoprec.llm.errors import LLMUnavailable
 from shoprec.llm.local import Sidecar
 from shoprec.llm.settings import LLMSettings
+from shoprec.privacy.consent import ConsentPolicy
 from shoprec.privacy.pseudonym import load_or_create_key
 from shoprec.serving.app import create_app, reload_model
 from shoprec.serving.guard import API_KEY_HEADER
@@ -81,6 +82,15 @@ def serve(
     llm_base_url: str | None = typer.Option(
         None, envvar="SHOPREC_LLM_BASE_URL", help="openai: the API root, e.g. http://127.0.0.1:8080/v1."
     ),
+    retention_days: float | None = typer.Option(
+        None, min=0, help="Purge events older than this many days (at start, then hourly); default: keep them."
+    ),
+    consent_required: bool = typer.Option(
+        False, help="Opt-in: personalise only users who said yes (PUT /v1/users/{id}/consent); default opt-out."
+    ),
+    keep_events_without_consent: bool = typer.Option(
+        False, help="Store events of users without consent (never used to personalise or train); default: drop."
+    ),
 ) -> None:
     """Serve recommendations, similar items, search, explanations and event ingest over HTTP.
 
@@ -100,6 +110,8 @@ def serve(
         require_key_for_reads,
         key_file,
         LLMSettings.from_environment(**{name: value for name, value in chosen.items() if value is not None}),
+        retention_days=retention_days,
+        consent=ConsentPolicy(required=consent_required, keep_events_without_consent=keep_events_without_consent),
     )
 
 
@@ -116,6 +128,8 @@ def run_server(
     key_file: Path = DEFAULT_KEY_FILE,
     llm: LLMSettings | None = None,
     show_assistant: bool = False,
+    retention_days: float | None = None,
+    consent: ConsentPolicy | None = None,
 ) -> None:
     """Seed (when asked and the store is empty), then serve until interrupted; `shoprec demo` ends here too, and
     with ``show_assistant`` prints a few assistant exchanges once the API is up.
@@ -128,6 +142,8 @@ def run_server(
         search_encoder=search_encoder,
         cache_dir=cache_dir,
         workers=workers,
+        retention_days=retention_days,
+        consent=consent or ConsentPolicy(),
     )
     if data is not None:
         _seed(settings.database_url, data)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from shoprec.data.dataset import CATALOG_COLUMNS, USER_ATTRIBUTES, Dataset, empty_catalog
 from shoprec.data.rejects import LoadReport, SchemaError
+from shoprec.privacy.consent import Admission
 from shoprec.types import Sequences, Vocabulary
 
 SEQUENCES_FILE = "sequences.txt"
@@ -24,13 +25,16 @@ def is_benchmark_dir(path: Path) -> bool:
 
 
 def read_benchmark(
-    directory: Path, pseudonymize: Callable[[str], str], include_uninteracted: bool = False
+    directory: Path,
+    pseudonymize: Callable[[str], str],
+    include_uninteracted: bool = False,
+    admission: Admission | None = None,
 ) -> tuple[Dataset, LoadReport]:
     """Load a benchmark folder. The ranking universe is the set of items that occur in the sequences, as in
     the papers; ``include_uninteracted`` adds catalog items nobody interacted with (cold-start candidates).
 
     A line that is empty, has a user but no items, repeats a user, or names an item missing from a present
-    catalog is rejected with its line number.
+    catalog is rejected with its line number. Users ``admission`` does not admit are left out and counted.
     """
     directory = Path(directory)
     if not is_benchmark_dir(directory):
@@ -49,7 +53,11 @@ def read_benchmark(
                 report.reject(path, line_number, reason, line.rstrip("\n"))
                 continue
             seen_users.add(tokens[0])
-            users.append(pseudonymize(tokens[0]))
+            pseudonym = pseudonymize(tokens[0])
+            if admission is not None and not admission.admits(pseudonym):
+                report.withheld_users += 1
+                continue
+            users.append(pseudonym)
             rows.append(tokens[1:])
             report.loaded += 1
     if not rows:

@@ -2,7 +2,8 @@
 
 Rows are validated with column operations; each bad row becomes a Reject carrying its line number and a reason
 while the good rows load. Only a file that cannot be read at all (unknown format, missing required column)
-raises SchemaError. Raw user ids are replaced by pseudonyms here, before anything else sees them.
+raises SchemaError. Raw user ids are replaced by pseudonyms here, before anything else sees them, and users who may
+not be trained on (no consent, forgotten) are left out here, before any vocabulary is built from them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from shoprec.data.dataset import CATALOG_COLUMNS, Dataset
 from shoprec.data.rejects import LoadReport, SchemaError
+from shoprec.privacy.consent import Admission, parse_consent
 from shoprec.types import EventType, Sequences, Vocabulary
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".parquet")
@@ -273,12 +275,17 @@ def _epoch_seconds(dates: pd.Series) -> np.ndarray:
 
 
 def read_events(
-    path: Path, pseudonymize: Callable[[str], str], known_items: Collection[str] | None = None
+    path: Path,
+    pseudonymize: Callable[[str], str],
+    known_items: Collection[str] | None = None,
+    admission: Admission | None = None,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Load behaviour events with columns EVENT_COLUMNS; ``user`` holds pseudonyms, never raw ids.
 
     Exact repeats (same user, item, type and timestamp as an earlier row) are rejected only when the row has a
-    timestamp: without one a repeated row is indistinguishable from a genuine repeat event.
+    timestamp: without one a repeated row is indistinguishable from a genuine repeat event. An optional ``consent``
+    column (true/false, empty: not stated) gives each user's answer, the latest stated one by event time winning;
+    users ``admission`` does not admit are left out whole and counted in the report.
     """
     table = _open_table(Path(path))
     _require(table, ("user_id", "item_id"))
@@ -289,6 +296,7 @@ def read_events(
     types = types.mask(types.eq(""), EventType.VIEW.value)
     stamps, bad_stamp = _timestamps(frame.get("timestamp"), n_rows)
     values, bad_value = _numbers(frame.get("value"), n_rows)
+    answers, bad_consent = _convert(frame.get("consent", pd.Series([None] * n_rows)), _consent_cell)
 
     verdicts = _Verdicts(n_rows)
     verdicts.flag(bad_user, "user_id must be text or an integer")
@@ -298,6 +306,7 @@ def read_events(
     verdicts.flag(~types.isin(_EVENT_TYPES), lambda rows: (f"unknown event type {types[r]!r}" for r in rows))
     verdicts.flag(bad_stamp, "bad timestamp")
     verdicts.flag(bad_value, "bad value: expected a number")
+    verdicts.flag(bad_consent, "bad consent: expected true or false")
     if known_items is not None:
         verdicts.flag(~items.isin(set(known_items)), lambda rows: (f"unknown item {items[r]!r}" for r in rows))
     keys = pd.DataFrame({"user": users, "item": items, "type": types, "time": stamps})
@@ -306,6 +315,13 @@ def read_events(
 
     kept_users = users[keep]
     pseudonyms = {raw: pseudonymize(raw) for raw in kept_users.unique()}
+    stated = _latest_answers(kept_users, stamps[keep], answers[keep])
+    admission = admission or Admission()
+    admitted = {raw for raw, pseudonym in pseudonyms.items() if admission.admits(pseudonym, stated.get(raw))}
+    table.report.withheld_users += len(pseudonyms) - len(admitted)
+    keep &= users.isin(admitted).to_numpy()
+    table.report.loaded = int(keep.sum())
+    kept_users = users[keep]
     events = pd.DataFrame(
         {
             "user": kept_users.map(pseudonyms).astype(str),
@@ -317,6 +333,20 @@ def read_events(
         }
     ).reset_index(drop=True)
     return events, table.report
+
+
+def _consent_cell(value: object) -> object:
+    try:
+        return parse_consent(None if _is_missing(value) else value)
+    except ValueError:
+        return _BAD
+
+
+def _latest_answers(users: pd.Series, stamps: np.ndarray, answers: pd.Series) -> dict[str, bool]:
+    """Each user's latest stated consent: by event time, rows without one after the timed rows in file order."""
+    stated = pd.DataFrame({"user": users.to_numpy(), "time": stamps, "answer": answers.to_numpy()})
+    stated = stated[stated["answer"].notna()].sort_values("time", kind="stable", na_position="last")
+    return {str(user): bool(answer) for user, answer in stated.groupby("user", sort=False)["answer"].last().items()}
 
 
 def _text_cell(value: object) -> object:

@@ -27,6 +27,7 @@ class LoadReport:
 
     loaded: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    withheld_users: int = 0  # valid users left out: no consent to training, or forgotten
 
     @property
     def rejected(self) -> int:
@@ -38,6 +39,7 @@ class LoadReport:
     def merge(self, other: LoadReport) -> None:
         self.loaded += other.loaded
         self.rejects.extend(other.rejects)
+        self.withheld_users += other.withheld_users
 
 
 def write_rejects(rejects: list[Reject], path: Path) -> None:

@@ -9,6 +9,7 @@ from shoprec.data.benchmark import SEQUENCES_FILE, is_benchmark_dir, read_benchm
 from shoprec.data.dataset import Dataset
 from shoprec.data.readers import TABLE_SUFFIXES, build_dataset, read_catalog, read_events, table_suffix
 from shoprec.data.rejects import LoadReport, SchemaError, write_rejects
+from shoprec.privacy.consent import Admission
 
 EXPECTED = (
     f"a benchmark folder (with {SEQUENCES_FILE}), a folder with events{{{','.join(TABLE_SUFFIXES)}}} "
@@ -17,19 +18,24 @@ EXPECTED = (
 
 
 def load_source(
-    path: Path, pseudonymize: Callable[[str], str], rejects_path: Path | None = None
+    path: Path,
+    pseudonymize: Callable[[str], str],
+    rejects_path: Path | None = None,
+    admission: Admission | None = None,
 ) -> tuple[Dataset, LoadReport]:
     """Load ``path`` (any of EXPECTED). Rejected rows go to ``rejects_path`` (default: beside the input,
-    ``<name>.rejects.jsonl``) so they can be fixed and loaded again; a source with no usable row is an error."""
+    ``<name>.rejects.jsonl``) so they can be fixed and loaded again; a source with no usable row is an error.
+    ``admission`` says which users may be loaded at all (default: all but those whose data says no consent)."""
     path = Path(path)
     if is_benchmark_dir(path):
-        dataset, report = read_benchmark(path, pseudonymize)
+        dataset, report = read_benchmark(path, pseudonymize, admission=admission)
         _write_rejects(report, rejects_path or default_rejects_path(path))
         return dataset, report
     name, events_file, catalog_file = _locate(path)
     catalog, report = read_catalog(catalog_file) if catalog_file else (None, LoadReport())
     # Catalog first, so that events naming an item the catalog lacks are rejected rather than invented.
-    events, events_report = read_events(events_file, pseudonymize, None if catalog is None else set(catalog.index))
+    known = None if catalog is None else set(catalog.index)
+    events, events_report = read_events(events_file, pseudonymize, known, admission)
     report.merge(events_report)
     target = rejects_path or default_rejects_path(path)
     _write_rejects(report, target)

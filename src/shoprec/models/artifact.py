@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from shoprec.config import Config
 from shoprec.encoders.text import EncoderConfig
 from shoprec.models.base import Recommender
 from shoprec.models.registry import model_class
+from shoprec.privacy.erasure import write_trained_users
 from shoprec.types import Vocabulary
 
 MANIFEST = "manifest.json"
@@ -46,10 +48,15 @@ class Manifest(Config):
     created_at: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
-def save_artifact(directory: Path, model: Recommender, items: Vocabulary, manifest: Manifest) -> None:
+def save_artifact(
+    directory: Path, model: Recommender, items: Vocabulary, manifest: Manifest, users: Iterable[str] = ()
+) -> None:
+    """``users``: the pseudonyms the model was trained on, kept only as erasure tags, so that forgetting one of
+    them flags this directory for retraining."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / MODEL)
     (directory / ITEMS).write_text(json.dumps(list(items.ids)))
+    write_trained_users(directory, users)
     (directory / MANIFEST).write_text(manifest.model_dump_json(indent=2))
 
 

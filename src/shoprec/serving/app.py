@@ -6,12 +6,16 @@ forward in a worker thread, so the event loop keeps accepting requests while a b
 core busy, so ``shoprec serve --workers 2`` uses the second.
 """
 
+import asyncio
+import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.llm.backends import ChatBackend, UnavailableChat, open_backend
@@ -21,10 +25,13 @@ from shoprec.serving.errors import install_error_handlers
 from shoprec.serving.guard import RequestGuard
 from shoprec.serving.metrics import MetricsMiddleware
 from shoprec.serving.pipeline import FeedRequest
-from shoprec.serving.routes import admin, assistant, events, items, search, users
+from shoprec.serving.routes import admin, assistant, events, items, privacy, search, users
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.schemas import Health, RecommendationList
 from shoprec.serving.settings import SETTINGS_ENV, ServingSettings
+from shoprec.storage.store import StoreBusy
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -35,6 +42,17 @@ async def llm_backend(settings: ServingSettings) -> AsyncIterator[ChatBackend]:
         return
     async with open_backend(settings.llm) as backend:
         yield backend
+
+
+async def purge_on_schedule(runtime: Runtime) -> None:
+    """Apply the retention period at start and then every ``purge_interval_s``, off the event loop; a busy store
+    is tried again at the next turn."""
+    while True:
+        try:
+            await run_in_threadpool(runtime.purge_expired)
+        except StoreBusy as error:
+            logger.warning("retention purge postponed: %s", error)
+        await asyncio.sleep(runtime.settings.purge_interval_s)
 
 
 def app_from_environment() -> FastAPI:
@@ -64,11 +82,16 @@ def create_app(settings: ServingSettings) -> FastAPI:
         runtime.start()
         feeds = MicroBatcher[FeedRequest, RecommendationList](lambda batch: runtime.pipeline.recommend_many(batch))
         app.state.feeds = feeds
+        purging = None if settings.retention_days is None else asyncio.create_task(purge_on_schedule(runtime))
         try:
             async with llm_backend(settings) as llm:
                 runtime.llm = llm
                 yield
         finally:
+            if purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
             feeds.close()
             runtime.stop()
 
@@ -87,6 +110,6 @@ def create_app(settings: ServingSettings) -> FastAPI:
     )
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)  # added last: it also times the guard's answers
     install_error_handlers(app)
-    for module in (users, items, search, events, admin, assistant):
+    for module in (users, privacy, items, search, events, admin, assistant):
         app.include_router(module.router)
     return app

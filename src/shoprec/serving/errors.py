@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from shoprec.serving.guard import error_response
+from shoprec.serving.logs import redacted
 from shoprec.storage.store import StoreBusy
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
         if error.status >= 500:
-            logger.warning("%s %s answered %d: %s", request.method, request.url.path, error.status, error.message)
+            path = redacted(request.url.path)
+            logger.warning("%s %s answered %d: %s", request.method, path, error.status, error.message)
         return error_response(error.status, error.message, error.field, error.details, headers=error.headers or None)
 
     async def on_http_error(_request: Request, error: Exception) -> JSONResponse:
@@ -93,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, f"{first['field']}: {first['message']}", first["field"], details)
 
     async def on_busy(request: Request, error: Exception) -> JSONResponse:
-        logger.warning("store busy in %s %s: %s", request.method, request.url.path, error)
+        logger.warning("store busy in %s %s: %s", request.method, redacted(request.url.path), error)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return error_response(503, "the store is busy; retry shortly", headers=headers)
 

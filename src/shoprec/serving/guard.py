@@ -25,6 +25,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shoprec.serving.logs import redacted
 from shoprec.serving.settings import API_KEY_ENV
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class RequestGuard:
             if not started:  # an app that answers before it reads its body is cut short: nothing else to say
                 await refused.response(scope, receive, send)
         except Exception as error:
-            logger.error("unexpected error in %s %s", scope["method"], scope["path"], exc_info=error)
+            logger.error("unexpected error in %s %s", scope["method"], redacted(scope["path"]), exc_info=error)
             if not started:
                 await error_response(500, INTERNAL_ERROR)(scope, receive, send)
 

@@ -187,7 +187,8 @@ class Pipeline:
 
     def ingest(self, events: Sequence[tuple[int, EventIn]], pseudonymize: Callable[[str], str]) -> EventsAccepted:
         """Store every event whose item the catalog holds, in one transaction; report the others by batch
-        position. Returns only after the store has made the accepted events durable."""
+        position. Events of users without consent are left out (counted) unless the shop's policy keeps them.
+        Returns only after the store has made the accepted events durable."""
         items = self.catalog.snapshot()
         pseudonym = functools.cache(pseudonymize)  # a batch usually repeats a few users
         now = time.time()
@@ -200,7 +201,13 @@ class Pipeline:
                 continue
             timestamp = now if event.timestamp is None else event.timestamp
             accepted.append(StoredEvent(pseudonym(event.user_id), event.item_id, event.type, timestamp))
-        return EventsAccepted(stored=self.store.add_events(accepted), rejected=rejected)
+        policy = self.store.consent
+        withheld = 0
+        if accepted and not policy.keep_events_without_consent:
+            recorded = self.store.consents({e.user_id for e in accepted})
+            kept = [e for e in accepted if policy.allows(recorded.get(e.user_id))]
+            withheld, accepted = len(accepted) - len(kept), kept
+        return EventsAccepted(stored=self.store.add_events(accepted), rejected=rejected, withheld=withheld)
 
     def upsert_items(self, items: Sequence[ItemIn]) -> ItemsAccepted:
         """Durable in the store, then servable at once; items the model knows keep their trained vector."""

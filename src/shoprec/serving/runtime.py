@@ -5,17 +5,19 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shoprec.llm.backends import ChatBackend, UnavailableChat
 from shoprec.llm.rewrite import REWRITE_OPTIONS, RewriteCache
+from shoprec.privacy.erasure import forgotten_since_training
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.metrics import Metrics
 from shoprec.serving.pipeline import Pipeline
 from shoprec.serving.schemas import Health, ItemIn, ItemsAccepted
 from shoprec.serving.settings import ServingSettings
-from shoprec.storage.store import Store
+from shoprec.storage.store import Purged, Store
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class Runtime:
         self.rewrite_options = REWRITE_OPTIONS.model_copy(update={"time_budget_s": settings.rewrite_budget_s})
 
     def start(self) -> None:
-        self.store = Store(self.settings.database_url)
+        self.store = Store(self.settings.database_url, consent=self.settings.consent)
         try:
             self.pseudonymize = Pseudonymizer.from_environment()
             self.reload()
@@ -85,7 +87,18 @@ class Runtime:
             events=self.store.count_events(),
             store=self.store.describe(),
             llm=llm_status(getattr(self, "llm", None)),
+            forgotten_since_training=len(forgotten_since_training(self.model_dir)),
         )
+
+    def purge_expired(self) -> Purged | None:
+        """Delete what the retention period has ended (None when the server keeps events without limit)."""
+        days = self.settings.retention_days
+        if days is None:
+            return None
+        purged = self.store.purge(time.time() - days * 86_400)
+        if purged.events or purged.chat_turns:
+            logger.info("retention: purged %d events and %d chat turns", purged.events, purged.chat_turns)
+        return purged
 
 
 def _freeze_long_lived_objects() -> None:

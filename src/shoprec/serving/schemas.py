@@ -162,6 +162,29 @@ class EventError(BaseModel):
 class EventsAccepted(BaseModel):
     stored: int  # durably written before this response was sent
     rejected: list[EventError]
+    withheld: int = 0  # valid events not stored: their user has not consented and the shop keeps no such events
+
+
+class ConsentIn(Strict):
+    """``PUT /v1/users/{user_id}/consent``."""
+
+    personalised: StrictBool = Field(description="May this user's behaviour personalise what they are shown?")
+
+
+class ConsentOut(BaseModel):
+    user_id: str
+    personalised: bool  # what now applies: the recorded answer, or the shop's default when there is none
+    recorded: bool  # False: the user never answered, so the shop's default applies
+
+
+class Forgotten(BaseModel):
+    """``DELETE /v1/users/{user_id}``: what was erased, and whether the served model must be retrained."""
+
+    user_id: str
+    events: int
+    chat_turns: int
+    compacted: bool  # the store's file was rewritten so the deleted bytes are gone (SQLite)
+    retrain_needed: bool  # the served model was trained on this user: `shoprec retrain` it
 
 
 class ItemsAccepted(BaseModel):
@@ -177,6 +200,7 @@ class Health(BaseModel):
     events: int
     store: str  # backend and location, password masked
     llm: str  # the assistant's model, or "unavailable: <why>"
+    forgotten_since_training: int = 0  # users the served model learnt from who were forgotten since: retrain it
 
 
 # ---- request envelopes ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoprec.llm.settings import LLMSettings
+from shoprec.privacy.consent import ConsentPolicy
 
 DATABASE_URL_ENV = "SHOPREC_DATABASE_URL"
 API_KEY_ENV = "SHOPREC_API_KEY"
@@ -40,6 +41,11 @@ class ServingSettings(BaseModel):
     llm: LLMSettings = Field(default_factory=lambda: LLMSettings(backend="none"))
     llm_unavailable: str | None = None
     rewrite_budget_s: float = Field(default=3.0, gt=0)  # the longest a non-English search waits for its LLM rewrite
+    consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
+    # Events older than this many days are purged (None: kept until a user is forgotten), checked at start and then
+    # every ``purge_interval_s`` by each worker; `shoprec store purge` does the same by hand.
+    retention_days: float | None = Field(default=None, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> ServingSettings:

@@ -9,6 +9,11 @@ A user's history is ordered by event time: the event's ``timestamp``, or when it
 keep arrival order (the autoincrement id). Items get an autoincrement ``seq`` that an upsert leaves alone, so the
 catalog keeps its first-insertion order.
 
+Personal reads (a user's history for a feed, the assistant or a training export) follow the shop's consent policy: a
+user who may not be personalised reads as having no history. Forgetting a user erases their events, conversations
+and consent record and keeps only an erasure tag (``privacy.erasure``), and on SQLite rewrites the file so that the
+deleted bytes are gone too.
+
 Every catalog write takes the next catalog revision (a one-row counter, locked by the write until it commits) and
 stamps its items with it, so revisions commit in order: a server process that has applied revision r reads exactly
 the items changed since with ``items(since=r)``, and several processes serving one store stay in step.
@@ -49,7 +54,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.sql.elements import BindParameter
 
+from shoprec.privacy.consent import ConsentPolicy
+from shoprec.privacy.erasure import erasure_tag
 from shoprec.types import EventType
 
 _DRIVERS = {
@@ -114,6 +122,19 @@ _chat_turns = Table(  # the assistant's conversations: one row per answered turn
     Column("created_at", Float, nullable=False),
     Index("ix_chat_turns_session", "session_id", "id"),
 )
+_consents = Table(  # a user's latest answer to "may we personalise with your behaviour?"
+    "consents",
+    _metadata,
+    Column("user_id", Text, primary_key=True),  # pseudonymised
+    Column("personalised", Integer, nullable=False),  # 1 yes, 0 no
+    Column("updated_at", Float, nullable=False),
+)
+_erasures = Table(  # forgotten users: only the erasure tag, never the pseudonym
+    "erasures",
+    _metadata,
+    Column("tag", Text, primary_key=True),
+    Column("erased_at", Float, nullable=False),
+)
 _HISTORY_ORDER = (func.coalesce(_events.c.timestamp, _events.c.received_at), _events.c.id)  # event time, then arrival
 _HISTORY_INDEX = Index("ix_events_user_time", _events.c.user_id, *_HISTORY_ORDER)  # serves both reads below, in order
 _OLD_HISTORY_INDEX = "ix_events_user_id_id"  # arrival order only; stores made before event time ordered histories
@@ -121,14 +142,60 @@ _OLD_HISTORY_INDEX = "ix_events_user_id_id"  # arrival order only; stores made b
 # The reads of every served request, built once: building a statement and its cache key costs more than SQLite
 # takes to run it (a third of the store's time per request, measured).
 _REVISION = select(_catalog.c.revision).where(_catalog.c.id == 1)
-_USER_ITEMS = select(_events.c.item_id).where(_events.c.user_id == bindparam("user_id"))
-_ALL_ITEMS = _USER_ITEMS.order_by(*_HISTORY_ORDER)
-_RECENT_ITEMS = _USER_ITEMS.order_by(*(column.desc() for column in _HISTORY_ORDER)).limit(bindparam("limit"))
-_HISTORIES = (
-    select(_events.c.user_id, _events.c.item_id)
-    .where(_events.c.user_id.in_(bindparam("user_ids", expanding=True)))
-    .order_by(_events.c.user_id, *_HISTORY_ORDER)
-)
+
+
+def _personal(policy: ConsentPolicy, user: Any) -> Any:
+    """The condition under which ``user``'s events may be read for personalisation: opt-out, no "no" on record;
+    opt-in, a "yes" on record. ``user`` is the bound id of a lone read (the subquery then runs once, not per row)
+    or the events' own column."""
+    answer = select(_consents.c.user_id).where(_consents.c.user_id == user)
+    return (
+        answer.where(_consents.c.personalised == 1).exists()
+        if policy.required
+        else ~answer.where(_consents.c.personalised == 0).exists()
+    )
+
+
+@dataclass(frozen=True)
+class _PersonalReads:
+    """The history reads of every served request under one consent policy, built once."""
+
+    all_items: Any
+    recent_items: Any
+    histories: Any
+    history: Any
+
+    @classmethod
+    def under(cls, policy: ConsentPolicy) -> _PersonalReads:
+        user: BindParameter[str] = bindparam("user_id", type_=Text())
+        user_items = select(_events.c.item_id).where(_events.c.user_id == user, _personal(policy, user))
+        return cls(
+            all_items=user_items.order_by(*_HISTORY_ORDER),
+            recent_items=user_items.order_by(*(column.desc() for column in _HISTORY_ORDER)).limit(bindparam("limit")),
+            histories=select(_events.c.user_id, _events.c.item_id)
+            .where(_events.c.user_id.in_(bindparam("user_ids", expanding=True)), _personal(policy, _events.c.user_id))
+            .order_by(_events.c.user_id, *_HISTORY_ORDER),
+            history=select(_events.c.user_id, _events.c.item_id, _events.c.type, _events.c.timestamp)
+            .where(_events.c.user_id == user, _personal(policy, user))
+            .order_by(*_HISTORY_ORDER),
+        )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What one forget request erased."""
+
+    events: int
+    chat_turns: int
+    tags: tuple[str, ...]  # the users' erasure tags, now kept in their place
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What one retention purge deleted."""
+
+    events: int
+    chat_turns: int
 
 
 class StoreBusy(Exception):  # noqa: N818 - the name callers catch; it is a condition to retry, not a fault
@@ -181,11 +248,20 @@ class Store:
     ``schema`` (PostgreSQL only) puts the tables in that schema, created if missing, by setting ``search_path`` on
     each connection: it lets tests, or several deployments, share one server without seeing each other's data.
     ``busy_timeout`` (seconds) bounds how long a call waits for a lock or a free pooled connection before it
-    raises ``StoreBusy``.
+    raises ``StoreBusy``. ``consent`` decides whose history personal reads return.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+        consent: ConsentPolicy | None = None,
+    ) -> None:
         parsed = _parse(url)
+        self.consent = consent or ConsentPolicy()
+        self._reads = _PersonalReads.under(self.consent)
         if not busy_timeout > 0:
             raise ValueError(f"busy_timeout must be a positive number of seconds: {busy_timeout!r}")
         self._backend = _DRIVERS[parsed.drivername]
@@ -262,23 +338,20 @@ class Store:
         return len(rows)
 
     def history(self, user_id: str) -> list[StoredEvent]:
-        """Every event of the user, oldest first."""
-        query = (
-            select(_events.c.user_id, _events.c.item_id, _events.c.type, _events.c.timestamp)
-            .where(_events.c.user_id == user_id)
-            .order_by(*_HISTORY_ORDER)
-        )
+        """Every event of the user, oldest first (none when the consent policy withholds the user)."""
         with self._connect() as connection:
-            rows = connection.execute(query).all()
+            rows = connection.execute(self._reads.history, {"user_id": user_id}).all()
         return [StoredEvent(row.user_id, row.item_id, EventType(row.type), row.timestamp) for row in rows]
 
     def recent_items(self, user_id: str, limit: int | None) -> list[str]:
         """The items of the user's ``limit`` most recent events (``None``: every event), oldest first: what the
-        model reads and what "seen" means. One indexed query, no event objects."""
+        model reads and what "seen" means (none when the consent policy withholds the user). One indexed query, no
+        event objects."""
+        reads = self._reads
         with self._connect() as connection:
             if limit is None:
-                return list(connection.execute(_ALL_ITEMS, {"user_id": user_id}).scalars().all())  # not row by row
-            rows = connection.execute(_RECENT_ITEMS, {"user_id": user_id, "limit": max(limit, 0)}).all()
+                return list(connection.execute(reads.all_items, {"user_id": user_id}).scalars().all())  # not row by row
+            rows = connection.execute(reads.recent_items, {"user_id": user_id, "limit": max(limit, 0)}).all()
         return [row.item_id for row in reversed(rows)]
 
     def histories(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -292,7 +365,7 @@ class Store:
         if not found:
             return found
         with self._connect() as connection:
-            rows = connection.execute(_HISTORIES, {"user_ids": list(found)}).all()  # one C call, not one per row
+            rows = connection.execute(self._reads.histories, {"user_ids": list(found)}).all()  # one C call, not per row
         for user, item in rows:
             found[user].append(item)
         return found
@@ -384,20 +457,86 @@ class Store:
     def count_items(self) -> int:
         return self._count(_items)
 
-    def forget_user(self, user_id: str) -> int:
-        """Delete every event of the user (a privacy request); returns how many were deleted."""
+    def set_consent(self, user_id: str, personalised: bool) -> None:
+        """Record the user's answer (the latest wins); durable when this returns."""
+        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_consents)
+        row = {"user_id": user_id, "personalised": int(personalised), "updated_at": time.time()}
+        statement = insert.values(row).on_conflict_do_update(
+            index_elements=[_consents.c.user_id], set_={key: row[key] for key in ("personalised", "updated_at")}
+        )
         with self._connect(write=True) as connection:
-            return connection.execute(delete(_events).where(_events.c.user_id == user_id)).rowcount
+            connection.execute(statement)
+
+    def consents(self, user_ids: Iterable[str] | None = None) -> dict[str, bool]:
+        """Recorded answers of ``user_ids`` (default: every user with one); a user never asked is absent."""
+        query = select(_consents.c.user_id, _consents.c.personalised)
+        wanted = None if user_ids is None else list(dict.fromkeys(user_ids))
+        found: dict[str, bool] = {}
+        with self._connect() as connection:
+            if wanted is None:
+                return {row.user_id: bool(row.personalised) for row in connection.execute(query)}
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = connection.execute(query.where(_consents.c.user_id.in_(chunk)))
+                found.update({row.user_id: bool(row.personalised) for row in rows})
+        return found
+
+    def forget_users(self, user_ids: Sequence[str]) -> Forgotten:
+        """Erase the users' events, conversations and consent records in one transaction and keep only their
+        erasure tags; from the commit on, the users read as never seen. ``compact`` then removes the bytes."""
+        users = list(dict.fromkeys(user_ids))
+        events = turns = 0
+        stamp = time.time()
+        tags = [erasure_tag(user) for user in users]
+        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_erasures)
+        with self._connect(write=True) as connection:
+            for start in range(0, len(users), _IN_CHUNK):
+                chunk = users[start : start + _IN_CHUNK]
+                events += connection.execute(delete(_events).where(_events.c.user_id.in_(chunk))).rowcount
+                turns += connection.execute(delete(_chat_turns).where(_chat_turns.c.user_id.in_(chunk))).rowcount
+                connection.execute(delete(_consents).where(_consents.c.user_id.in_(chunk)))
+            if tags:
+                connection.execute(insert.on_conflict_do_nothing(), [{"tag": tag, "erased_at": stamp} for tag in tags])
+        return Forgotten(events=events, chat_turns=turns, tags=tuple(tags))
+
+    def erased_tags(self) -> frozenset[str]:
+        """Erasure tags of every user forgotten so far: what retraining leaves out of data files."""
+        with self._connect() as connection:
+            return frozenset(connection.execute(select(_erasures.c.tag)).scalars())
+
+    def purge(self, before: float) -> Purged:
+        """Delete events that happened (or, without a time, arrived) before ``before`` (epoch seconds) and
+        conversation turns older than it: the retention period's end."""
+        with self._connect(write=True) as connection:
+            events = connection.execute(delete(_events).where(_HISTORY_ORDER[0] < before)).rowcount
+            turns = connection.execute(delete(_chat_turns).where(_chat_turns.c.created_at < before)).rowcount
+        return Purged(events=events, chat_turns=turns)
+
+    def compact(self) -> bool:
+        """SQLite: rebuild the file and empty the write-ahead log, so that deleted rows leave no bytes behind
+        (a delete only marks space free). Returns False where that could not finish (a reader held the log) or
+        does not apply (PostgreSQL: deleted rows are gone from queries at once; its own VACUUM reclaims space)."""
+        if self._backend != "sqlite":
+            return False
+        with self._connect(autocommit=True) as connection:
+            connection.exec_driver_sql("VACUUM")
+            busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        return not busy
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
 
     @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[Connection]:
-        """A pooled connection, in one committed transaction when ``write``; lock contention that outlasts the busy
-        timeout leaves as ``StoreBusy`` (the transaction rolled back)."""
+    def _connect(self, write: bool = False, autocommit: bool = False) -> Iterator[Connection]:
+        """A pooled connection, in one committed transaction when ``write`` (outside any when ``autocommit``, for
+        statements such as VACUUM); lock contention that outlasts the busy timeout leaves as ``StoreBusy`` (the
+        transaction rolled back)."""
         try:
+            if autocommit:
+                with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                    yield connection
+                return
             with self._engine.begin() if write else self._engine.connect() as connection:
                 yield connection
         except PoolTimeout as error:

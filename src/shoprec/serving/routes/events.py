@@ -26,12 +26,15 @@ def post_events(
     """Validate each event on its own, store the valid ones in one transaction, and answer after the commit.
 
     200 once the batch is read: ``stored`` counts the events written (durably, before this response),
-    ``rejected`` gives the index, field and reason of each event that was not (invalid, or an unknown item).
+    ``rejected`` gives the index, field and reason of each event that was not (invalid, or an unknown item);
+    ``withheld`` counts valid events not stored because their user has not consented (see the consent policy).
     207 Multi-Status is WebDAV's, with its own body format, so a plain 200 with the rejected list is the contract.
     """
     check_batch(len(batch.events), settings.max_batch, "events")
     valid, rejected = validate_each(EventIn, batch.events)
     accepted = pipeline.ingest(valid, pseudonymize)
     return EventsAccepted(
-        stored=accepted.stored, rejected=sorted([*rejected, *accepted.rejected], key=lambda e: e.index)
+        stored=accepted.stored,
+        rejected=sorted([*rejected, *accepted.rejected], key=lambda e: e.index),
+        withheld=accepted.withheld,
     )
