@@ -13,6 +13,8 @@ import pytest
 from shoprec.data.dataset import CATALOG_COLUMNS
 from shoprec.data.readers import EVENT_COLUMNS, build_dataset, read_catalog, read_events
 from shoprec.data.rejects import LoadReport, SchemaError
+from shoprec.privacy.consent import Admission, ConsentPolicy
+from shoprec.privacy.erasure import erasure_tag
 from shoprec.privacy.pseudonym import Pseudonymizer
 
 KNOWN_ITEMS = {"a", "b", "c"}
@@ -297,3 +299,52 @@ def test_timestamps_written_with_a_utc_suffix_are_read(tmp_path: Path, pseudonym
     events, report = read_events(write(tmp_path / "e.csv", rows + "\n"), pseudonymize, KNOWN_ITEMS)
     assert events["timestamp"].tolist() == [1569888007.0, 1569888009.0]
     assert_reported(report, {4: "bad timestamp"})  # a zone name other than UTC/GMT is not guessed
+
+
+CONSENT_CSV = """user_id,item_id,timestamp,consent
+alice,a,1700000003,no
+alice,b,1700000001,yes
+bob,a,1700000000,true
+bob,b,1700000005,
+carol,a,1700000000,
+carol,c,1700000001,
+dave,a,1700000000,maybe
+dave,b,1700000001,false
+erin,c,,yes
+erin,a,1700000000,no
+"""
+
+
+def test_consent_column_leaves_out_users_whose_latest_stated_answer_is_no(
+    tmp_path: Path, pseudonymize: Pseudonymizer
+) -> None:
+    """alice said yes, then (later in time, earlier in the file) no; bob said yes; carol never said; dave's
+    answers are a typo (rejected by line) and then no; erin's untimed yes comes after her timed no."""
+    path = tmp_path / "events.csv"
+    path.write_text(CONSENT_CSV)
+    events, report = read_events(path, pseudonymize)
+    kept = {pseudonymize(user): user for user in ("alice", "bob", "carol", "dave", "erin")}
+    assert sorted(kept[user] for user in set(events["user"])) == ["bob", "carol", "erin"]
+    assert [(r.line, r.reason) for r in report.rejects] == [(8, "bad consent: expected true or false")]
+    assert (report.withheld_users, report.loaded) == (2, 6)
+
+
+def test_admission_applies_the_policy_the_stores_answers_and_erasures(
+    tmp_path: Path, pseudonymize: Pseudonymizer
+) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(CONSENT_CSV)
+
+    def users(admission: Admission) -> list[str]:
+        events, _ = read_events(path, pseudonymize, admission=admission)
+        named = {pseudonymize(u): u for u in ("alice", "bob", "carol", "dave", "erin")}
+        return sorted(named[user] for user in set(events["user"]))
+
+    opt_in = ConsentPolicy(required=True)
+    assert users(Admission(opt_in)) == ["bob", "erin"]  # carol never said yes
+    assert users(Admission(recorded={pseudonymize("alice"): True, pseudonymize("bob"): False})) == [
+        "alice",
+        "carol",
+        "erin",
+    ]  # the store's answer, given through the API, wins over the file's
+    assert users(Admission(erased=frozenset({erasure_tag(pseudonymize("carol"))}))) == ["bob", "erin"]
