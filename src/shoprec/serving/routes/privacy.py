@@ -11,6 +11,7 @@ from shoprec.serving.deps import Reads, User, Writes, get_runtime, path_user
 from shoprec.serving.errors import documented
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.schemas import ConsentIn, ConsentOut, Forgotten
+from shoprec.storage.store import StoreBusy
 
 router = APIRouter(prefix="/v1/users/{user_id}", tags=["privacy"])
 
@@ -43,7 +44,10 @@ def forget(
     one-way erasure tag; then rewrite the store's file so the deleted bytes leave the disk too (SQLite: writers
     wait meanwhile, up to the busy timeout), and flag the served model if it was trained on the user."""
     erased = runtime.store.forget_users([user.id])
-    compacted = runtime.store.compact()
+    try:
+        compacted = runtime.store.compact()
+    except StoreBusy:  # erased all the same; the bytes go at the next rewrite (another forget, `store purge`)
+        compacted = False
     flagged = flag_models([runtime.model_dir], erased.tags)
     return Forgotten(
         user_id=user.raw,
