@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from shoprec.models.als import ALS
 from shoprec.models.base import Recommender
+from shoprec.models.blend import Blend
 from shoprec.models.content import Content
 from shoprec.models.itemknn import ItemKNN
 from shoprec.models.pop import Pop
@@ -19,6 +20,7 @@ MODELS: dict[str, type[Recommender]] = {
     ALS.name: ALS,
     Content.name: Content,
     SASRec.name: SASRec,
+    Blend.name: Blend,
 }
 
 
