@@ -56,6 +56,7 @@ def test_settle_keeps_the_grids_best_weight_and_a_fixed_one_untouched() -> None:
     asked: list[float] = []
     best = free.settle(lambda weight: asked.append(weight) or -((weight - 0.3) ** 2))
     assert (free.weight, best) == (0.3, 0.0) and asked == [round(0.1 * step, 1) for step in range(11)]
+    assert free.config.weight == 0.3  # what the manifest and result records show
     fixed = Blend(BlendConfig.model_validate({**KNN_AND_POP, "weight": 0.8}))
     fixed.settle(lambda weight: -((weight - 0.3) ** 2))
     assert fixed.weight == 0.8

@@ -49,7 +49,8 @@ class Blend(Recommender):
 
     def settle(self, objective: Callable[[float], float]) -> float:
         """Set the weight to the grid's best by ``objective`` (validation NDCG@10 of the blend at that weight; the
-        first best on a tie) unless the config fixed it; returns the objective at the weight kept."""
+        first best on a tie) unless the config fixed it, and write it into the config, so that the manifest and
+        result records say which weight was kept; returns the objective at that weight."""
         self.n_items = self.parts[0].n_items
         if self.config.weight is not None:
             self.weight = self.config.weight
@@ -59,6 +60,7 @@ class Blend(Recommender):
             self.weight = weight
             values.append(objective(weight))
         self.weight = self.config.grid[int(np.argmax(values))]
+        self.config = self.config.model_copy(update={"weight": self.weight})
         return max(values)
 
     def score(self, histories: Sequences) -> np.ndarray:
