@@ -36,6 +36,12 @@ from shoprec.storage.store import Store
 from shoprec.training.fit import fit_model
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data"
+# Options of the registry models the serving tests fit by name, where the defaults do not suit the slice or a
+# model has no defaults: a blend names its parts (and, with no validation here, its weight).
+CLASSIC_OPTIONS: dict[str, dict[str, object]] = {
+    "als": {"factors": 16, "iterations": 3},
+    "blend": {"parts": [{"model": "itemknn"}, {"model": "pop"}], "weight": 0.5},
+}
 MODEL_ENCODER = EncoderConfig(name="minilm", max_chars=256)  # not the default cut-off: serving must read it
 SERVING_USERS = 2000
 MIN_ITEM_USERS = 10
@@ -175,8 +181,8 @@ def classic_dir(serving_data: Dataset, tmp_path_factory: pytest.TempPathFactory)
 
     def fitted(name: str) -> Path:
         if name not in directories:
-            model = create_model(name, {"factors": 16, "iterations": 3} if name == "als" else {})
-            model.fit(TrainData(serving_data.items.size, train))
+            model = create_model(name, CLASSIC_OPTIONS.get(name, {}))
+            fit_model(model, TrainData(serving_data.items.size, train))
             manifest = Manifest(
                 model=name,
                 options=model.config.model_dump(mode="json"),

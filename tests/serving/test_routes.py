@@ -17,8 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from serving.conftest import CLASSIC_OPTIONS
 from shoprec.data.dataset import Dataset
-from shoprec.models.registry import MODELS
+from shoprec.models.registry import MODELS, create_model
 from shoprec.serving.app import create_app
 from shoprec.serving.deps import get_pipeline
 from shoprec.serving.pipeline import FeedRequest, Pipeline
@@ -28,7 +29,7 @@ from shoprec.storage.store import StoreBusy
 
 KEY = "route-key"
 # Every registry model that reads no item text: served with the hashing encoder for search.
-CLASSIC = tuple(name for name, cls in MODELS.items() if not cls().uses_item_text)
+CLASSIC = tuple(name for name in MODELS if not create_model(name, CLASSIC_OPTIONS.get(name, {})).uses_item_text)
 
 
 def app_for(model_dir: Path, store_url: str, cache_dir: Path) -> FastAPI:
