@@ -95,7 +95,8 @@ class Calibration(KnobStage):
     chosen items, the list's expected hits; with the discount the sum is the model's expected NDCG@k of the list
     (one next item, so the ideal DCG is 1), the accuracy the trade-off is judged by. It is counted in percentage
     points, so calibration / (1 - calibration) is the nats of KL given for one point of expected NDCG, the same for
-    every user, pool width and shift of the scores, and the useful settings sit mid-range rather than near 0. For a model trained by softmax cross-entropy over the catalogue (SASRec here) the softmax is its own
+    every user, pool width and shift of the scores, and the useful settings sit mid-range rather than near 0.
+    For a model trained by softmax cross-entropy over the catalogue (SASRec here) the softmax is its own
     estimate of p(next item | history); other models' scores are read as logits. The probability keeps how sure
     the model is: a list it is sure of gives up little, an unsure one is calibrated; scores scaled to [0, 1] over
     the pool made every user's margins alike and let the pool's lowest score set the scale. The discount keeps the
