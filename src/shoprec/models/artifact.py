@@ -20,12 +20,21 @@ from shoprec.config import Config
 from shoprec.encoders.text import EncoderConfig
 from shoprec.models.base import Recommender
 from shoprec.models.registry import model_class
+from shoprec.privacy.dp import PrivacyGuarantee
 from shoprec.privacy.erasure import write_trained_users
 from shoprec.types import Vocabulary
 
 MANIFEST = "manifest.json"
 ITEMS = "items.json"
 MODEL = "model"
+
+
+class HeldOutUsers(Config):
+    """Users kept out of training (``holdout_users`` of the run config), for the membership audit."""
+
+    fraction: float
+    seed: int
+    tags: tuple[str, ...]  # their erasure tags (``shoprec.privacy.erasure.erasure_tag``), never pseudonyms
 
 
 class Manifest(Config):
@@ -44,6 +53,8 @@ class Manifest(Config):
     # items with exactly this config, ``max_chars`` included. ``encoder_name`` is its name@version.
     encoder: EncoderConfig | None = None
     encoder_name: str | None = None
+    privacy: PrivacyGuarantee | None = None  # what DP-SGD spent (epsilon, delta, sample rate...); None: not DP
+    held_out: HeldOutUsers | None = None  # None: every user of the data was trained on
     shoprec_version: str = __version__
     created_at: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 

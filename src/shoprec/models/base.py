@@ -32,6 +32,9 @@ class TrainData:
     # (n_items, d) L2-normalised item text vectors, row 0 (padding) zeros; None when the catalog has no text.
     # Models receive vectors as an array and never import an encoder.
     item_vectors: np.ndarray | None = None
+    # True under differentially private training: the model may learn from the data only through the noised
+    # gradients, so it keeps nothing else computed from it (interaction counts, which items were trained).
+    private: bool = False
 
 
 class Recommender(ABC):
@@ -177,6 +180,12 @@ class TrainableRecommender(Recommender, Generic[BatchT]):
         """Scalar training loss of one batch, computed only by calling ``network``: the module the Trainer holds,
         which may wrap the built one (DDP, Opacus) and must not be bypassed. Any sampling draws from ``generator``.
         """
+
+    def sample_losses(self, network: torch.nn.Module, batch: BatchT, generator: torch.Generator) -> torch.Tensor:
+        """(B,) one loss per row (per user) of the batch, each a function of its own row only: what DP-SGD clips
+        per example. Called like ``loss``; a model that cannot separate its loss by row cannot be trained with DP.
+        """
+        raise NotImplementedError(f"{self.name} has no per-example loss: it cannot be trained with DP-SGD")
 
 
 _TRAINING = operator.attrgetter("training")

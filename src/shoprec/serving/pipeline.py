@@ -62,6 +62,7 @@ class Pipeline:
     def __init__(self, manifest: Manifest, store: Store, catalog: Catalog, rankers: Rankers) -> None:
         self.model_name = manifest.model
         self.model_version = f"{manifest.model}-{manifest.data_fingerprint[:12]}"
+        self.privacy = manifest.privacy
         self.store = store
         self.catalog = catalog
         self.rankers = rankers

@@ -88,6 +88,7 @@ class Runtime:
             store=self.store.describe(),
             llm=llm_status(getattr(self, "llm", None)),
             forgotten_since_training=len(forgotten_since_training(self.model_dir)),
+            privacy=pipeline.privacy,
         )
 
     def purge_expired(self) -> Purged | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SkipValidation, StrictBool
 
+from shoprec.privacy.dp import PrivacyGuarantee
 from shoprec.types import EventType
 
 
@@ -201,6 +202,7 @@ class Health(BaseModel):
     store: str  # backend and location, password masked
     llm: str  # the assistant's model, or "unavailable: <why>"
     forgotten_since_training: int = 0  # users the served model learnt from who were forgotten since: retrain it
+    privacy: PrivacyGuarantee | None = None  # the served model's differential-privacy budget; None: not DP-trained
 
 
 # ---- request envelopes ----------------------------------------------------------------------------------------

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shoprec.config import Config
 from shoprec.encoders.text import EncoderConfig
+from shoprec.privacy.dp import PrivacyConfig
 
 
 class RunConfig(Config):
@@ -33,10 +34,30 @@ class RunConfig(Config):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     cache_dir: Path = Path("runs/cache")
     chunk_size: int = Field(default=1024, ge=1)  # users scored at once during evaluation
+    # DP-SGD (``[privacy]``): None trains as usual
+    privacy: PrivacyConfig | None = None
+    # A seeded fraction of users kept out of training altogether, named in the model directory, so that
+    # `shoprec audit privacy` can compare the model's loss on them with its loss on the users it trained on.
+    holdout_users: float = Field(default=0.0, ge=0, lt=1)
+    holdout_seed: int = 0
+
+    @model_validator(mode="after")
+    def _private_fits_select_nothing(self) -> Self:
+        if self.privacy is not None and self.search:
+            raise ValueError(
+                "[search] with [privacy]: choosing among configurations on the training users' validation items "
+                "spends privacy the accountant does not count; give one configuration"
+            )
+        return self
 
     def identity(self) -> dict[str, Any]:
         """What decides the figures (JSON-ready): everything but where caches go and how many users score at once."""
-        return self.model_dump(mode="json", exclude={"cache_dir", "chunk_size"})
+        identity = self.model_dump(mode="json", exclude={"cache_dir", "chunk_size"})
+        # Keys added after figures were published count only when set: a record made before them still matches.
+        for key in ("privacy", "holdout_users", "holdout_seed"):
+            if identity[key] == type(self).model_fields[key].default:
+                del identity[key]
+        return identity
 
     @classmethod
     def from_toml(cls, path: Path) -> RunConfig:

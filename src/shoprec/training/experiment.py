@@ -17,16 +17,20 @@ from shoprec.encoders.cache import CachedEncoder, encode_catalog
 from shoprec.encoders.text import create_encoder
 from shoprec.evaluation.ledger import Ledger
 from shoprec.evaluation.protocol import EvalResult, audit_of, evaluate
-from shoprec.models.artifact import Manifest
+from shoprec.models.artifact import HeldOutUsers, Manifest
 from shoprec.models.base import item_popularity
+from shoprec.privacy.erasure import erasure_tag
 from shoprec.training.config import RunConfig
 from shoprec.training.loop import peak_rss_mb
 from shoprec.training.select import Progress, Selection, fit_and_select, reporter
+from shoprec.types import Sequences
 
 
 def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> tuple[Selection, Manifest]:
-    """Fit on every user's sequence except its last item, which serves only as the validation target."""
-    train, valid = hold_out_last(dataset.sequences)
+    """Fit on every user's sequence except its last item, which serves only as the validation target; users of
+    the run's ``holdout_users`` fraction are left out whole and named in the manifest."""
+    sequences, held_out = hold_out_users(dataset.sequences, run.holdout_users, run.holdout_seed)
+    train, valid = hold_out_last(sequences)
     selection = fit_and_select(run, train, valid, dataset.items.size, progress, text_vectors(dataset, run, progress))
     uses_text = selection.model.uses_item_text
     manifest = Manifest(
@@ -40,8 +44,22 @@ def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = No
         fit_seconds=selection.best.fit_seconds,
         encoder=run.encoder if uses_text else None,
         encoder_name=create_encoder(run.encoder).name if uses_text else None,
+        privacy=selection.best.privacy,
+        held_out=None
+        if run.holdout_users == 0
+        else HeldOutUsers(
+            fraction=run.holdout_users,
+            seed=run.holdout_seed,
+            tags=tuple(sorted(erasure_tag(dataset.users.id_of(int(user))) for user in held_out.users)),
+        ),
     )
     return selection, manifest
+
+
+def hold_out_users(sequences: Sequences, fraction: float, seed: int) -> tuple[Sequences, Sequences]:
+    """(the rows trained on, the rows of a seeded random ``fraction`` of users left out whole)."""
+    out = np.random.default_rng(seed).random(len(sequences)) < fraction
+    return sequences.take(np.flatnonzero(~out)), sequences.take(np.flatnonzero(out))
 
 
 @dataclass(frozen=True)
@@ -134,8 +152,10 @@ def text_vectors(dataset: Dataset, run: RunConfig, progress: Progress | None) ->
 
 
 def make_split(dataset: Dataset, run: RunConfig) -> Split:
+    """The run's split of the users not held out (``holdout_users``)."""
+    sequences, _ = hold_out_users(dataset.sequences, run.holdout_users, run.holdout_seed)
     if run.split == "temporal":
-        return temporal_split(dataset.sequences)
+        return temporal_split(sequences)
     if run.split == "cold_items":
-        return cold_item_split(dataset.sequences, dataset.items.size, run.cold_fraction, run.split_seed)
-    return leave_one_out(dataset.sequences)
+        return cold_item_split(sequences, dataset.items.size, run.cold_fraction, run.split_seed)
+    return leave_one_out(sequences)

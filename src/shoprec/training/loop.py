@@ -7,6 +7,10 @@ restored at the end, so the model that comes back is the one that validated best
 The Trainer owns the device, the module the loss calls (the built network, or a wrapper such as DDP or Opacus's
 GradSampleModule around it) and the randomness: one ``torch.Generator`` for shuffling and sampled negatives, and
 the global RNG (initialisation, dropout) seeded for the fit and handed back as the caller had it.
+
+With a ``PrivacyConfig`` the fit is DP-SGD (``shoprec.training.private``): Poisson-sampled users, per-user clipping
+and noise, every epoch run and the last weights kept. Validation would read the held-out items of the very users
+trained on, which the accountant does not cover, so a private fit neither validates nor stops early.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from shoprec.evaluation.protocol import evaluate
 from shoprec.models.base import TrainableRecommender, TrainData, TrainerConfig, item_popularity
+from shoprec.privacy.dp import PrivacyConfig, PrivacyGuarantee
+from shoprec.training.private import PrivatePlan, private_step
+from shoprec.types import Sequences
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,7 @@ class FitReport:
     epoch_seconds: tuple[float, ...] = ()  # training time of each epoch, validation excluded
     losses: tuple[float, ...] = ()  # mean training loss of each epoch
     valid: tuple[tuple[int, float], ...] = ()  # (epoch, validation NDCG@10) at each validation
+    privacy: PrivacyGuarantee | None = None  # what a DP-SGD fit spent; None: not private
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -111,9 +119,12 @@ class Trainer:
     (and scores with) the network inside it. Thread count and global RNG state are restored when ``fit`` returns.
     """
 
-    def __init__(self, config: TrainerConfig, wrap: Wrap | None = None) -> None:
+    def __init__(self, config: TrainerConfig, wrap: Wrap | None = None, privacy: PrivacyConfig | None = None) -> None:
+        if wrap is not None and privacy is not None:
+            raise ValueError("a wrapped network cannot also be trained with DP-SGD here: give wrap or privacy")
         self.config = config
         self.wrap = wrap
+        self.privacy = privacy
 
     def fit(self, model: TrainableRecommender[Any], data: TrainData, progress: Progress | None = None) -> FitReport:
         """Train ``model`` on ``data.sequences``; validate on ``data.validation`` (when given) to stop early."""
@@ -128,12 +139,20 @@ class Trainer:
     def _fit(self, model: TrainableRecommender[Any], data: TrainData, progress: Progress | None) -> FitReport:
         config = self.config
         started = time.perf_counter()
-        generator = torch.Generator().manual_seed(config.seed)  # shuffling and sampled negatives
+        generator = torch.Generator().manual_seed(config.seed)  # shuffling, sampled negatives, Poisson draws
+        plan = None
+        if self.privacy is not None:
+            plan = PrivatePlan.for_fit(self.privacy, data.sequences, config.batch_size, config.epochs)
+            data = replace(data, private=True, validation=None)
         network = model.build(data).to(config.device)
-        module = network if self.wrap is None else self.wrap(network)
-        epochs = (model.batches(data.sequences, config.batch_size, generator) for _ in range(config.epochs))
+        private = None if plan is None else plan.wrap(network)
+        module = private if private is not None else network if self.wrap is None else self.wrap(network)
+        epochs = _epochs(model, data.sequences, config, plan, generator)
         first = next(epochs)  # the schedule's length is known once an epoch is batched
-        optimizer, scheduler = self._optimiser(module, total_steps=len(first) * config.epochs)
+        steps = len(first) if plan is None else plan.steps_per_epoch  # a Poisson draw may be skipped: planned
+        optimizer, scheduler = self._optimiser(module, total_steps=steps * config.epochs)
+        if plan is not None:
+            optimizer = plan.optimizer(optimizer, config.seed)
         stopper = _Stopper(network, config.patience)
         popularity = item_popularity(data.sequences, data.n_items)
         seconds: list[float] = []
@@ -162,6 +181,8 @@ class Trainer:
                     break
         if stopper.state is not None:
             network.load_state_dict(stopper.state)
+        if private is not None:
+            private.remove_hooks()  # the network scores on without Opacus's hooks
         network.eval()  # from here the model only scores
         return FitReport(
             seconds=time.perf_counter() - started,
@@ -172,6 +193,7 @@ class Trainer:
             epoch_seconds=tuple(seconds),
             losses=tuple(losses),
             valid=tuple(stopper.history),
+            privacy=None if plan is None else plan.guarantee(len(losses)),
         )
 
     def _optimiser(
@@ -199,6 +221,10 @@ class Trainer:
         device = torch.device(self.config.device)
         total = 0.0
         for batch in batches:
+            if self.privacy is not None:  # per-user clipping and noise, not the global clip below
+                total += private_step(model, module, optimizer, _on(device, batch), generator)
+                scheduler.step()
+                continue
             optimizer.zero_grad(set_to_none=True)
             loss = model.loss(module, _on(device, batch), generator)
             loss.backward()
@@ -218,6 +244,21 @@ class Trainer:
             return None
         metrics = evaluate(model, data.validation, popularity, ks=(10,), group_gaps=False).metrics
         return {name: metrics[name] for name in ("HR@10", METRIC)}
+
+
+def _epochs(
+    model: TrainableRecommender[Any],
+    sequences: Sequences,
+    config: TrainerConfig,
+    plan: PrivatePlan | None,
+    generator: torch.Generator,
+) -> Iterator[list[Any]]:
+    """Each epoch's batches, made when it starts: the model's shuffled batches, or DP-SGD's Poisson draws."""
+    for _ in range(config.epochs):
+        if plan is None:
+            yield model.batches(sequences, config.batch_size, generator)
+        else:
+            yield plan.batches(model, sequences, generator)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from shoprec.data.split import EvalSet
 from shoprec.evaluation.protocol import EvalResult, evaluate
 from shoprec.models.base import Recommender, TrainData, item_popularity
 from shoprec.models.registry import create_model
+from shoprec.privacy.dp import PrivacyGuarantee
 from shoprec.training.config import RunConfig
 from shoprec.training.fit import fit_model
 from shoprec.training.loop import Progress
@@ -24,6 +25,7 @@ class Trial:
     options: dict[str, Any]
     valid: EvalResult
     fit_seconds: float
+    privacy: PrivacyGuarantee | None = None  # what a DP-SGD fit spent
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def fit_and_select(
         model = create_model(run.model, options)
         vectors = item_vectors() if item_vectors is not None and model.uses_item_text else None
         data = TrainData(n_items=n_items, sequences=train, validation=valid, item_vectors=vectors)
-        report = fit_model(model, data, progress)
+        report = fit_model(model, data, progress, privacy=run.privacy)
         result = evaluate(
             model,
             valid,
@@ -69,7 +71,7 @@ def fit_and_select(
             chunk_size=run.chunk_size,
             on_chunk=reporter(progress, f"{run.model} {number}/{len(combos)} validating", len(valid)),
         )
-        trial = Trial(options=options, valid=result, fit_seconds=report.seconds)
+        trial = Trial(options=options, valid=result, fit_seconds=report.seconds, privacy=report.privacy)
         trials.append(trial)
         if best is None or _metric(trial, run) > _metric(best[1], run):
             best = (model, trial)
