@@ -296,11 +296,7 @@ class Store:
                 connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             _metadata.create_all(connection)
             _upgrade(connection)
-            connection.execute(
-                (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_catalog)
-                .values(id=1, revision=0)
-                .on_conflict_do_nothing()
-            )
+            connection.execute(self._insert(_catalog).values(id=1, revision=0).on_conflict_do_nothing())
 
     def describe(self) -> str:
         """The backend, ``"sqlite"`` or ``"postgresql"``: all that health checks and logs show (a file path, host
@@ -413,7 +409,7 @@ class Store:
             }
             for item in latest.values()
         ]
-        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_items)
+        insert = self._insert(_items)
         statement = insert.on_conflict_do_update(
             index_elements=[_items.c.item_id],
             set_={name: insert.excluded[name] for name in [*rows[0], "revision"] if name != "item_id"},
@@ -446,11 +442,9 @@ class Store:
 
     def known_items(self, item_ids: Iterable[str]) -> set[str]:
         """Which of ``item_ids`` are in the catalog, asking in chunks so that any number of ids fits."""
-        wanted = list(dict.fromkeys(item_ids))
         known: set[str] = set()
         with self._connect() as connection:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
+            for chunk in _chunks(item_ids):
                 known.update(connection.scalars(select(_items.c.item_id).where(_items.c.item_id.in_(chunk))))
         return known
 
@@ -459,7 +453,7 @@ class Store:
 
     def set_consent(self, user_id: str, personalised: bool) -> None:
         """Record the user's answer (the latest wins); durable when this returns."""
-        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_consents)
+        insert = self._insert(_consents)
         row = {"user_id": user_id, "personalised": int(personalised), "updated_at": time.time()}
         statement = insert.values(row).on_conflict_do_update(
             index_elements=[_consents.c.user_id], set_={key: row[key] for key in ("personalised", "updated_at")}
@@ -470,13 +464,11 @@ class Store:
     def consents(self, user_ids: Iterable[str] | None = None) -> dict[str, bool]:
         """Recorded answers of ``user_ids`` (default: every user with one); a user never asked is absent."""
         query = select(_consents.c.user_id, _consents.c.personalised)
-        wanted = None if user_ids is None else list(dict.fromkeys(user_ids))
         found: dict[str, bool] = {}
         with self._connect() as connection:
-            if wanted is None:
+            if user_ids is None:
                 return {row.user_id: bool(row.personalised) for row in connection.execute(query)}
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
+            for chunk in _chunks(user_ids):
                 rows = connection.execute(query.where(_consents.c.user_id.in_(chunk)))
                 found.update({row.user_id: bool(row.personalised) for row in rows})
         return found
@@ -484,19 +476,17 @@ class Store:
     def forget_users(self, user_ids: Sequence[str]) -> Forgotten:
         """Erase the users' events, conversations and consent records in one transaction and keep only their
         erasure tags; from the commit on, the users read as never seen. ``compact`` then removes the bytes."""
-        users = list(dict.fromkeys(user_ids))
         events = turns = 0
         stamp = time.time()
-        tags = [erasure_tag(user) for user in users]
-        insert = (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(_erasures)
+        tags = [erasure_tag(user) for user in dict.fromkeys(user_ids)]
         with self._connect(write=True) as connection:
-            for start in range(0, len(users), _IN_CHUNK):
-                chunk = users[start : start + _IN_CHUNK]
+            for chunk in _chunks(user_ids):
                 events += connection.execute(delete(_events).where(_events.c.user_id.in_(chunk))).rowcount
                 turns += connection.execute(delete(_chat_turns).where(_chat_turns.c.user_id.in_(chunk))).rowcount
                 connection.execute(delete(_consents).where(_consents.c.user_id.in_(chunk)))
             if tags:
-                connection.execute(insert.on_conflict_do_nothing(), [{"tag": tag, "erased_at": stamp} for tag in tags])
+                rows = [{"tag": tag, "erased_at": stamp} for tag in tags]
+                connection.execute(self._insert(_erasures).on_conflict_do_nothing(), rows)
         return Forgotten(events=events, chat_turns=turns, tags=tuple(tags))
 
     def erased_tags(self) -> frozenset[str]:
@@ -547,9 +537,20 @@ class Store:
                 raise
             raise StoreBusy(f"{self._backend} store busy: {reason}") from error
 
+    def _insert(self, table: Table) -> Any:
+        """The backend's INSERT, which knows ON CONFLICT (SQLAlchemy's generic one does not)."""
+        return (sqlite.insert if self._backend == "sqlite" else postgresql.insert)(table)
+
     def _count(self, table: Table) -> int:
         with self._connect() as connection:
             return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """The distinct ``ids`` in IN lists of at most _IN_CHUNK, so that any number of them fits one query each."""
+    distinct = list(dict.fromkeys(ids))
+    for start in range(0, len(distinct), _IN_CHUNK):
+        yield distinct[start : start + _IN_CHUNK]
 
 
 def _upgrade(connection: Connection) -> None:
