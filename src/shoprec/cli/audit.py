@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from shoprec.cli.common import console, guarded, load_data
-from shoprec.evaluation.membership import BOOTSTRAP, POSITIONS, audit_membership
-from shoprec.models.artifact import load_artifact, read_manifest
+from shoprec.evaluation.membership import BOOTSTRAP, POSITIONS, audit_membership, held_out_tags
+from shoprec.models.artifact import load_artifact
 
 audit_app = typer.Typer(help="Audits of a trained model.", no_args_is_help=True)
 
@@ -26,13 +26,8 @@ def privacy(
 ) -> None:
     """Membership inference (loss threshold): the AUC of each user's loss on their own sequence separating the
     users trained on from the held-out users named in MODEL_DIR, with a bootstrap interval. 0.5 is chance."""
-    manifest = read_manifest(model_dir)
-    if manifest.held_out is None or not manifest.held_out.tags:
-        raise ValueError(
-            f"{model_dir} names no held-out users, so membership cannot be audited: retrain it with "
-            "holdout_users > 0 in the run config (e.g. holdout_users = 0.1)"
-        )
     model, _, manifest = load_artifact(model_dir)
+    held_out_tags(manifest)  # before the data is loaded: a model without held-out users fails at once
     dataset, _ = load_data(data)
     result = audit_membership(model, manifest, dataset, positions, bootstrap, seed)
     guarantee = "not DP" if manifest.privacy is None else f"DP epsilon {manifest.privacy.epsilon:.2f}"

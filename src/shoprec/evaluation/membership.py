@@ -90,6 +90,16 @@ def user_losses(model: Recommender, sequences: Sequences, positions: int = POSIT
         return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
 
 
+def held_out_tags(manifest: Manifest) -> set[str]:
+    """The erasure tags of the users the manifest's model was not trained on; ValueError when it names none."""
+    if manifest.held_out is None or not manifest.held_out.tags:
+        raise ValueError(
+            "this model directory names no held-out users, so there is nobody to compare its members with: "
+            "train it with holdout_users > 0 in the run config (e.g. holdout_users = 0.1)"
+        )
+    return set(manifest.held_out.tags)
+
+
 def audit_membership(
     model: Recommender,
     manifest: Manifest,
@@ -101,17 +111,12 @@ def audit_membership(
     """The attack on the model of ``manifest`` over ``dataset``, the very data it was trained from: members are
     its users the manifest does not name as held out. Each user's last item (members' validation target) is cut
     first, so members are scored on exactly what they were trained on."""
-    if manifest.held_out is None or not manifest.held_out.tags:
-        raise ValueError(
-            "this model directory names no held-out users, so there is nobody to compare its members with: "
-            "train it with holdout_users > 0 in the run config (e.g. holdout_users = 0.1)"
-        )
+    tags = held_out_tags(manifest)
     if dataset.fingerprint() != manifest.data_fingerprint:
         raise ValueError(
             f"the data (fingerprint {dataset.fingerprint()[:12]}) is not the data the model was trained from "
             f"({manifest.data_fingerprint[:12]}); load it with the same pseudonym key"
         )
-    tags = set(manifest.held_out.tags)
     held = np.array([False] + [erasure_tag(user) in tags for user in dataset.users.ids])  # by user index
     if held.sum() != len(tags):
         raise ValueError(
