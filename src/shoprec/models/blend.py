@@ -47,14 +47,14 @@ class Blend(Recommender):
         self.parts = tuple(create_model(part.model, part.options) for part in self.config.parts)
         self.weight = self.config.weight
 
-    def settle(self, objective: Callable[[float], float]) -> float:
+    def settle(self, objective: Callable[[float], float]) -> float | None:
         """Set the weight to the grid's best by ``objective`` (validation NDCG@10 of the blend at that weight; the
         first best on a tie) unless the config fixed it, and write it into the config, so that the manifest and
-        result records say which weight was kept; returns the objective at that weight."""
+        result records say which weight was kept; returns the objective at that weight (None: nothing searched)."""
         self.n_items = self.parts[0].n_items
         if self.config.weight is not None:
             self.weight = self.config.weight
-            return objective(self.weight)
+            return None
         values = []
         for weight in self.config.grid:
             self.weight = weight

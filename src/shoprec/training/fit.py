@@ -47,13 +47,11 @@ def _fit_blend(
     started = time.perf_counter()
     for part in blend.parts:
         fit_model(part, data, progress, wrap, privacy)
-    validation = data.validation
     popularity = item_popularity(data.sequences, data.n_items)
 
     def validated(_weight: float) -> float:
-        if validation is None:
-            return float("nan")
-        return evaluate(blend, validation, popularity, ks=(10,), group_gaps=False).metrics[METRIC]
+        assert data.validation is not None  # settle searches only without a fixed weight, checked above
+        return evaluate(blend, data.validation, popularity, ks=(10,), group_gaps=False).metrics[METRIC]
 
     best = blend.settle(validated)
     return FitReport(seconds=time.perf_counter() - started, peak_rss_mb=peak_rss_mb(), best_valid=best)
