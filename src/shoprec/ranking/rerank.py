@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from scipy.special import logsumexp
 
 from shoprec.ranking.items import ItemIndex
 from shoprec.ranking.stages import check_knob, min_max
@@ -246,8 +247,6 @@ def _relevance(scores: np.ndarray, pool: np.ndarray) -> np.ndarray:
 def _probabilities(scores: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """The pool's softmax probabilities over all of ``scores`` (-inf: an item the model cannot score)."""
     row = scores.astype(np.float64)
-    top = row.max()
-    if not np.isfinite(top):  # nothing scored: no item is likelier than another
+    if not np.isfinite(row.max()):  # nothing scored: no item is likelier than another
         return np.zeros(len(pool))
-    log_norm = top + np.log(np.exp(row - top).sum())
-    return np.exp(row[pool] - log_norm)
+    return np.exp(row[pool] - logsumexp(row))
