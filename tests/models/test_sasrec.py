@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from shoprec.data.split import Split, leave_one_out
 from shoprec.evaluation.protocol import evaluate, top_k
 from shoprec.models.base import TrainData, item_popularity
 from shoprec.models.pop import Pop
-from shoprec.models.sasrec import SASRec, SASRecConfig, right_padded
+from shoprec.models.sasrec import SASRec, SASRecConfig, history_windows, right_padded
 from shoprec.training.fit import fit_model
 from shoprec.types import Sequences
 
@@ -112,6 +114,36 @@ def test_every_target_is_the_next_item_and_every_row_is_used_once() -> None:
     inputs, targets = (torch.cat([b[i] for b in batches]) for i in (0, 1))
     pairs = {tuple(map(tuple, (x.tolist(), y.tolist()))) for x, y in zip(inputs, targets, strict=True)}
     assert pairs == {((2, 3), (3, 4)), ((6, 0), (7, 0))}  # last max_len + 1 items; padding has no target
+
+
+def test_history_windows_cut_from_the_end_and_share_one_item() -> None:
+    rows = Sequences.from_lists([0, 1, 2, 3], [[1, 2, 3, 4, 5, 6, 7], [8], [9, 10], []])
+    windows = history_windows(rows, 3)
+    assert [row.tolist() for row in windows.rows()] == [[5, 6, 7], [3, 4, 5], [1, 2, 3], [9, 10]]
+    np.testing.assert_array_equal(windows.users, [0, 0, 0, 2])
+
+
+def training_pairs(model: SASRec, rows: Sequences) -> list[tuple[int, int]]:
+    """Every (input item, target item) pair of one epoch's batches, at the positions that have a target."""
+    pairs = []
+    for inputs, targets in model.batches(rows, batch_size=64, generator=torch.Generator().manual_seed(0)):
+        real = targets != 0
+        pairs += list(zip(inputs[real].tolist(), targets[real].tolist(), strict=True))
+    return pairs
+
+
+def test_all_windows_make_every_interaction_but_a_users_first_a_target_once_per_epoch(beauty: Dataset) -> None:
+    rows = beauty.sequences
+    model = SASRec(SASRecConfig(item_mode="id", max_len=4, windows="all"))
+    model.build(TrainData(n_items=beauty.items.size, sequences=rows))
+    consecutive = Counter((int(before), int(after)) for row in rows.rows() for before, after in itertools.pairwise(row))
+    pairs = training_pairs(model, rows)
+    assert len(pairs) == rows.n_interactions - int((np.diff(rows.indptr) > 0).sum())
+    assert Counter(pairs) == consecutive  # each target once, right after the item it follows in the history
+    assert max(np.diff(rows.indptr)) > 5  # the slice has histories longer than a window
+    latest = SASRec(SASRecConfig(item_mode="id", max_len=4))
+    latest.build(TrainData(n_items=beauty.items.size, sequences=rows))
+    assert len(training_pairs(latest, rows)) < len(pairs)  # the default reads each user's latest 5 items only
 
 
 def unit_vectors(n_items: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -331,4 +363,63 @@ def test_a_tied_item_table_has_no_per_user_loss() -> None:
     network = model.build(TrainData(n_items=6, sequences=rows))
     (batch,) = model.batches(rows, 6, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="separate"):
+        model.sample_losses(network, batch, torch.Generator())
+
+
+COSINE: dict[str, Any] = {**SMALL, "similarity": "cosine", "temperature": 0.1, "train": {**SMALL["train"], "epochs": 2}}
+
+
+@pytest.fixture(scope="module")
+def cosine(beauty: Dataset) -> tuple[SASRec, Sequences]:
+    """A model with normalised logits, fit on the Beauty slice, and a batch of its validation histories."""
+    split = leave_one_out(beauty.sequences)
+    model = SASRec(SASRecConfig.model_validate(COSINE))
+    fit_model(model, TrainData(n_items=beauty.items.size, sequences=split.train))
+    return model, split.valid.histories.take(np.arange(64))
+
+
+def test_cosine_logits_learn_the_cycle() -> None:
+    model = fit_cycles(small(**CYCLE_CONFIG, similarity="cosine", temperature=0.1))
+    scores = model.score(histories([1, 2, 3], [5], [3, 4], [4, 5, 1, 2]))
+    np.testing.assert_array_equal(top_k(scores, 1)[:, 0], [4, 1, 5, 3])
+
+
+def test_a_cosine_score_is_the_cosine_over_the_temperature(cosine: tuple[SASRec, Sequences]) -> None:
+    model, batch = cosine
+    table = model.item_table()
+    norms = np.linalg.norm(table, axis=1)
+    np.testing.assert_allclose(norms[norms > 0], 1.0, rtol=1e-5)
+    vectors = model.user_vectors(batch, table)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1 / 0.1, rtol=1e-5)
+    scores = model.score(batch)
+    np.testing.assert_allclose(scores[:, 1:], (vectors @ table.T)[:, 1:], rtol=1e-5, atol=1e-5)
+    assert np.abs(scores[:, 1:]).max() <= 1 / 0.1 + 1e-4
+
+
+def test_cosine_scores_batched_equal_one_at_a_time(cosine: tuple[SASRec, Sequences]) -> None:
+    model, batch = cosine
+    batched = model.score(batch)
+    for row in range(0, len(batch), 9):
+        np.testing.assert_allclose(model.score(batch.take([row]))[0], batched[row], rtol=1e-5, atol=1e-4)
+
+
+def test_cosine_scores_survive_save_load(cosine: tuple[SASRec, Sequences], tmp_path: Path) -> None:
+    model, batch = cosine
+    model.save(tmp_path / "m")
+    loaded = SASRec.load(tmp_path / "m")
+    assert loaded.config.similarity == "cosine"
+    np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
+
+
+def test_cosine_logits_need_the_tied_table() -> None:
+    with pytest.raises(ValidationError, match="cosine"):
+        small(similarity="cosine", output="separate")
+
+
+def test_a_per_user_loss_needs_one_row_per_user() -> None:
+    model = SASRec(small(**CYCLE_CONFIG, output="separate", windows="all"))
+    rows = cycles(n_users=6, length=5)
+    network = model.build(TrainData(n_items=6, sequences=rows))
+    (batch,) = model.batches(rows, 64, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="one row per user"):
         model.sample_losses(network, batch, torch.Generator())

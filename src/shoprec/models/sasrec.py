@@ -50,6 +50,12 @@ class SASRecConfig(Config):
     # tied: one item table embeds inputs and scores outputs; separate: an output table of its own (id mode only)
     output: Literal["tied", "separate"] = "tied"
     train_positions: int | None = Field(default=None, ge=1)  # targets per row: its latest k; None = all of them
+    # latest: one row per user, their latest max_len + 1 items; all: the whole history cut into such windows from
+    # its end, so every interaction but a user's first is a target exactly once per epoch
+    windows: Literal["latest", "all"] = "latest"
+    # dot: logits are inner products; cosine: states and item vectors L2-normalised, logits divided by temperature
+    similarity: Literal["dot", "cosine"] = "dot"
+    temperature: float = Field(default=0.05, gt=0)  # of cosine logits; a smaller one sharpens the softmax
     train: TrainerConfig = TrainerConfig()
 
     @model_validator(mode="after")
@@ -58,6 +64,8 @@ class SASRecConfig(Config):
             raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if self.output == "separate" and self.item_mode != "id":
             raise ValueError(f"output = 'separate' needs item_mode = 'id', not {self.item_mode!r}")
+        if self.output == "separate" and self.similarity == "cosine":
+            raise ValueError("similarity = 'cosine' needs output = 'tied': a separate output layer is not normalised")
         return self
 
 
@@ -77,7 +85,9 @@ class SASRecNetwork(nn.Module):
             for _ in range(config.layers)
         )
         self.norm = nn.LayerNorm(config.dim)
-        self.scale = config.dim**0.5  # lifts the small-initialised item vectors above the positions
+        # lifts the small-initialised item vectors above the positions; unit-length (cosine) rows need no lift
+        self.scale = 1.0 if config.similarity == "cosine" else config.dim**0.5
+        self.temperature = config.temperature if config.similarity == "cosine" else None
         self.output: nn.Linear | None = None
         if config.output == "separate":
             self.output = nn.Linear(config.dim, n_items, bias=False)
@@ -103,6 +113,8 @@ class SASRecNetwork(nn.Module):
         for block in self.blocks:
             x = block(x)
         hidden = self.norm(x)
+        if self.temperature is not None:  # the temperature goes into the state, so state · item is the logit
+            hidden = nn.functional.normalize(hidden, dim=-1) / self.temperature
         if read is None:
             return hidden, table
         if self.output is None:
@@ -114,9 +126,13 @@ class SASRecNetwork(nn.Module):
         """The table the training loss scores with: the item table, or the separate output's rows of items seen
         in training (the rest score 0, as in the tied item table)."""
         if self.output is None:
-            return self.items.table(inference=False)
+            return self.shaped(self.items.table(inference=False))
         trained: torch.Tensor = self.items.get_buffer("trained")
         return self.output.weight * trained[:, None]
+
+    def shaped(self, table: torch.Tensor) -> torch.Tensor:
+        """Item rows as logits use them: unit length under cosine similarity (rows that are zero stay zero)."""
+        return table if self.temperature is None else nn.functional.normalize(table, dim=-1)
 
 
 class SASRec(TrainableRecommender[Batch], EmbeddingModel):
@@ -157,7 +173,10 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
         return self._network
 
     def batches(self, sequences: Sequences, batch_size: int, generator: torch.Generator) -> list[Batch]:
-        """Each row's last ``max_len + 1`` items: every item but the last is an input, the next one its target."""
+        """Each row's last ``max_len + 1`` items (every window of them, with ``windows = "all"``): every item but
+        the last is an input, the next one its target."""
+        if self.config.windows == "all":
+            sequences = history_windows(sequences, self.config.max_len + 1)
         windows = right_padded(sequences, self.config.max_len + 1)  # (R, L + 1)
         targets = windows[:, 1:]  # (R, L)
         inputs = np.where(targets != PADDING, windows[:, :-1], PADDING)  # the latest item has no target
@@ -193,8 +212,11 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
     def sample_losses(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         """(B,) each row's mean cross-entropy over its latest ``train_positions`` targets, against every item: the
         full softmax, with no item drawn for the batch as a whole, so each row's loss depends on its row alone."""
-        if self.config.loss != "ce" or self.config.output != "separate":
-            raise ValueError("a per-user loss (DP-SGD) needs loss = 'ce' and output = 'separate'")
+        if self.config.loss != "ce" or self.config.output != "separate" or self.config.windows != "latest":
+            raise ValueError(
+                "a per-user loss (DP-SGD) needs loss = 'ce', output = 'separate' and windows = 'latest' "
+                "(one row per user)"
+            )
         inputs, targets = batch
         read, valid = self._latest_targets(targets)  # (B, k) positions, (B, k) whether each is a real target
         read = torch.where(valid, read, 0)
@@ -236,7 +258,7 @@ class SASRec(TrainableRecommender[Batch], EmbeddingModel):
             if new_text is not None and len(new_text) > 0:
                 text = torch.from_numpy(np.asarray(new_text, np.float32)).to(table.device)
                 table = torch.cat([table, items.place_by_text(text)])
-        return table.cpu().numpy()
+            return network.shaped(table).cpu().numpy()
 
     def user_vectors(self, histories: Sequences, table: np.ndarray) -> np.ndarray:
         """The last hidden state over each history's latest ``max_len`` items."""
@@ -294,3 +316,20 @@ def right_padded(sequences: Sequences, width: int, keep: np.ndarray | None = Non
     padded = np.full((len(ends), width), PADDING, dtype=np.int64)
     padded[valid] = items[(starts[:, None] + offsets)[valid]]
     return padded
+
+
+def history_windows(sequences: Sequences, width: int) -> Sequences:
+    """Each row cut from its end into windows of at most ``width`` items, each window beginning with the last
+    item of the one before it: every item but a row's first is a target (an item after the first) in exactly one
+    window. No loop over rows."""
+    lengths = np.diff(sequences.indptr)
+    step = width - 1  # targets per full window
+    counts = np.where(lengths > 1, -(-(lengths - 1) // step), 0)  # windows per row
+    rows = np.repeat(np.arange(len(lengths)), counts)
+    back = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # 0 for a row's latest window
+    ends = sequences.indptr[1:][rows] - back * step
+    starts = np.maximum(sequences.indptr[:-1][rows], ends - width)
+    sizes = ends - starts
+    indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    positions = np.repeat(starts - indptr[:-1], sizes) + np.arange(indptr[-1])
+    return Sequences(sequences.users[rows], indptr, sequences.items[positions])
