@@ -14,7 +14,7 @@ from contracts import RecommenderContract, histories
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, leave_one_out
 from shoprec.evaluation.protocol import evaluate, top_k
-from shoprec.models.base import TrainData, item_popularity
+from shoprec.models.base import DataShape, TrainData, item_popularity
 from shoprec.models.pop import Pop
 from shoprec.models.sasrec import SASRec, SASRecConfig, history_windows, right_padded
 from shoprec.training.fit import fit_model
@@ -423,3 +423,21 @@ def test_a_per_user_loss_needs_one_row_per_user() -> None:
     (batch,) = model.batches(rows, 64, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="one row per user"):
         model.sample_losses(network, batch, torch.Generator())
+
+
+@pytest.mark.parametrize(
+    ("shape", "chosen"),
+    [  # training splits of the shipped sets (sizes as counted in docs/benchmarks.md), and the tuned configs' picks
+        (DataShape(22_363, 12_101, 153_776, 13, True), ("fused", 50, 128, 0.5, 17)),  # Beauty: tuned 14 epochs
+        (DataShape(8_442, 4_385, 42_836, 9, True), ("fused", 50, 64, 0.5, 45)),  # Scientific: tuned 40
+        (DataShape(6_040, 3_706, 988_129, 400, True), ("fused", 200, 64, 0.2, 62)),  # MovieLens-1M: tuned 100
+        (DataShape(35_598, 18_357, 225_141, 11, False), ("id", 50, 128, 0.5, 11)),  # Sports: no item text
+    ],
+)
+def test_the_default_rule_reads_mode_width_dropout_and_schedule_off_the_data(
+    shape: DataShape, chosen: tuple[str, int, int, float, int]
+) -> None:
+    options = SASRec.options_for(shape)
+    config = SASRecConfig.model_validate(options)  # the rule's options are valid ones
+    assert (config.item_mode, config.max_len, config.dim, config.dropout, config.train.epochs) == chosen
+    assert (config.attention_dropout, config.train.patience, config.train.eval_every) == (0.0, 3, 2)

@@ -84,8 +84,12 @@ def test_early_stopping_waits_patience_validations_and_restores_the_best_weights
     assert report.epochs == 4  # best at epoch 2, then two validations without improvement
     assert report.best_epoch == 2
     assert report.best_valid == pytest.approx(1.0)  # NDCG@10 with the target first
-    assert [epoch for epoch, _ in report.valid] == [1, 2, 3, 4]
-    assert report.valid[0][1] == pytest.approx(1 / np.log2(4))
+    assert [point.epoch for point in report.curve] == [1, 2, 3, 4]
+    assert report.curve[0].ndcg == pytest.approx(1 / np.log2(4))
+    assert [point.hr for point in report.curve] == [1.0] * 4
+    seconds = [point.train_seconds for point in report.curve]
+    assert seconds == sorted(seconds) and seconds[-1] == pytest.approx(sum(report.epoch_seconds))
+    assert all(point.wall_seconds >= point.train_seconds for point in report.curve)
     torch.testing.assert_close(model.network.state_dict(), model.snapshots[1])
     assert not torch.equal(model.network.weight, model.snapshots[-1]["weight"])
 
@@ -95,7 +99,7 @@ def test_validation_runs_every_eval_every_epochs() -> None:
         scripted([1, 2, 2], epochs=20, patience=2, eval_every=3),
         TrainData(n_items=N_ITEMS, sequences=TRAIN, validation=VALIDATION),
     )
-    assert [epoch for epoch, _ in report.valid] == [3, 6, 9]
+    assert [point.epoch for point in report.curve] == [3, 6, 9]
     assert (report.epochs, report.best_epoch) == (9, 3)
 
 

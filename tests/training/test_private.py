@@ -123,7 +123,7 @@ def test_a_private_fit_runs_every_epoch_without_validation_and_reports_its_budge
     report = fit_model(
         model, TrainData(n_items=N_ITEMS, sequences=data, validation=validation), privacy=PrivacyConfig(epsilon=2.0)
     )
-    assert report.epochs == 3 and report.valid == ()
+    assert report.epochs == 3 and report.curve == ()
     guarantee = report.privacy
     assert guarantee is not None
     assert (guarantee.sample_rate, guarantee.steps, guarantee.delta) == (0.2, 15, pytest.approx(0.01))

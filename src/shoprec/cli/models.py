@@ -35,7 +35,8 @@ DATA_HELP = "A benchmark folder (sequences.txt + items), a folder with events.* 
 
 
 def run_config(model: str | None, config: Path | None, split: str | None = None) -> RunConfig:
-    """--config wins; --model alone runs the model's own defaults; both must agree when both are given."""
+    """--config wins; --model alone runs the model's default-config rule over the data (``options_for``); both
+    must agree when both are given."""
     if config is not None:
         run = RunConfig.from_toml(config)
         if model is not None and model != run.model:
@@ -43,7 +44,7 @@ def run_config(model: str | None, config: Path | None, split: str | None = None)
     elif model is None:
         raise ValueError(f"give --model (one of {', '.join(MODELS)}) or --config")
     else:
-        run = RunConfig(model=model)
+        run = RunConfig(model=model, options_from_data=True)
     return run if split is None else RunConfig.model_validate({**run.model_dump(), "split": split})
 
 
@@ -260,7 +261,7 @@ def bench(
 def _bench_entry(name: str, folder: Path) -> BenchEntry:
     """NAME's config from ``folder``; the model's defaults only when there is no config folder at all."""
     if not folder.is_dir():
-        entry = BenchEntry(RunConfig(model=name))
+        entry = BenchEntry(RunConfig(model=name, options_from_data=True))
     elif (folder / f"{name}.toml").is_file():
         entry = BenchEntry(RunConfig.from_toml(folder / f"{name}.toml"), folder / f"{name}.toml")
     else:

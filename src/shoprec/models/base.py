@@ -37,6 +37,23 @@ class TrainData:
     private: bool = False
 
 
+@dataclass(frozen=True)
+class DataShape:
+    """What a default-config rule may read of the training data: sizes, never an outcome."""
+
+    n_users: int
+    n_items: int  # real items, padding excluded
+    n_interactions: int
+    long_history: int  # the 90th percentile of history length
+    has_text: bool  # the catalog has item text to encode
+
+    @classmethod
+    def of(cls, sequences: Sequences, n_items: int, has_text: bool) -> DataShape:
+        lengths = np.diff(sequences.indptr)
+        long_history = int(np.percentile(lengths, 90)) if len(lengths) else 0
+        return cls(len(sequences), n_items - 1, sequences.n_interactions, long_history, has_text)
+
+
 class Recommender(ABC):
     """score over all items / save / load; how a model is fit is one of two kinds below (``ClosedFormRecommender``,
     ``TrainableRecommender``), and ``shoprec.training.fit.fit_model`` fits either.
@@ -56,6 +73,11 @@ class Recommender(ABC):
         if not isinstance(self.config, self.config_class):
             raise TypeError(f"{self.name} expects {self.config_class.__name__}, got {type(self.config).__name__}")
         self.n_items = 0
+
+    @classmethod
+    def options_for(cls, shape: DataShape) -> dict[str, Any]:
+        """Options picked from the data's shape when the user gives no config; the config class's defaults here."""
+        return {}
 
     @abstractmethod
     def score(self, histories: Sequences) -> np.ndarray: ...

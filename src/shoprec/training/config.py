@@ -22,6 +22,9 @@ class RunConfig(Config):
 
     model: str
     options: dict[str, Any] = Field(default_factory=dict)
+    # True: options the run leaves out come from the model's default-config rule over the training data's shape
+    # (``Recommender.options_for``), as when a user names a model without a config
+    options_from_data: bool = False
     search: dict[str, list[Any]] = Field(default_factory=dict)
     selection_metric: str = "NDCG@10"
     # leave_one_out: the papers' protocol; temporal: a global time cut (needs timestamps); cold_items: a random
@@ -54,7 +57,7 @@ class RunConfig(Config):
         """What decides the figures (JSON-ready): everything but where caches go and how many users score at once."""
         identity = self.model_dump(mode="json", exclude={"cache_dir", "chunk_size"})
         # Keys added after figures were published count only when set: a record made before them still matches.
-        for key in ("privacy", "holdout_users", "holdout_seed"):
+        for key in ("privacy", "holdout_users", "holdout_seed", "options_from_data"):
             if identity[key] == type(self).model_fields[key].default:
                 del identity[key]
         return identity

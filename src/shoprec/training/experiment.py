@@ -14,11 +14,13 @@ import numpy as np
 from shoprec.data.dataset import Dataset
 from shoprec.data.split import Split, cold_item_split, hold_out_last, leave_one_out, temporal_split
 from shoprec.encoders.cache import CachedEncoder, encode_catalog
+from shoprec.encoders.item_text import catalog_texts
 from shoprec.encoders.text import create_encoder
 from shoprec.evaluation.ledger import Ledger
 from shoprec.evaluation.protocol import EvalResult, audit_of, evaluate
 from shoprec.models.artifact import HeldOutUsers, Manifest
-from shoprec.models.base import item_popularity
+from shoprec.models.base import DataShape, item_popularity
+from shoprec.models.registry import model_class
 from shoprec.privacy.erasure import erasure_tag
 from shoprec.training.config import RunConfig
 from shoprec.training.loop import peak_rss_mb
@@ -31,6 +33,7 @@ def train_model(dataset: Dataset, run: RunConfig, progress: Progress | None = No
     the run's ``holdout_users`` fraction are left out whole and named in the manifest."""
     sequences, held_out = hold_out_users(dataset.sequences, run.holdout_users, run.holdout_seed)
     train, valid = hold_out_last(sequences)
+    run = with_data_defaults(run, dataset, train)
     selection = fit_and_select(run, train, valid, dataset.items.size, progress, text_vectors(dataset, run, progress))
     uses_text = selection.model.uses_item_text
     manifest = Manifest(
@@ -97,6 +100,7 @@ def run_protocol(
     that read is recorded in ``ledger`` (default ``Ledger.default()``)."""
     started = time.perf_counter()
     split = make_split(dataset, run)
+    run = with_data_defaults(run, dataset, split.train)
     vectors = text_vectors(dataset, run, progress)
     selection = fit_and_select(run, split.train, split.valid, dataset.items.size, progress, vectors)
     popularity = item_popularity(split.train, dataset.items.size)
@@ -134,9 +138,19 @@ def run_protocol(
 def tune(dataset: Dataset, run: RunConfig, progress: Progress | None = None) -> Selection:
     """Try the run's grid on the split's validation targets only; the test targets are never read."""
     split = make_split(dataset, run)
+    run = with_data_defaults(run, dataset, split.train)
     return fit_and_select(
         run, split.train, split.valid, dataset.items.size, progress, text_vectors(dataset, run, progress)
     )
+
+
+def with_data_defaults(run: RunConfig, dataset: Dataset, train: Sequences) -> RunConfig:
+    """``run`` with the options it leaves out filled in by its model's default-config rule, read from the shape of
+    the training split (never of its held-out items), when the run asks for that; else ``run`` itself."""
+    if not run.options_from_data:
+        return run
+    shape = DataShape.of(train, dataset.items.size, has_text=any(catalog_texts(dataset.catalog)))
+    return run.model_copy(update={"options": {**model_class(run.model).options_for(shape), **run.options}})
 
 
 def text_vectors(dataset: Dataset, run: RunConfig, progress: Progress | None) -> Callable[[], np.ndarray]:

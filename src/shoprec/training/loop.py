@@ -25,8 +25,8 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -46,6 +46,16 @@ Wrap = Callable[[nn.Module], nn.Module]  # the built network -> the module train
 METRIC = "NDCG@10"  # early stopping and best-state selection
 
 
+class CurvePoint(NamedTuple):
+    """One validation during a fit: how long training had run, and what it reached."""
+
+    epoch: int
+    train_seconds: float  # training time up to this epoch, validations excluded
+    wall_seconds: float  # since the fit began: batching, validations and building the network included
+    hr: float  # validation HR@10
+    ndcg: float  # validation NDCG@10
+
+
 @dataclass(frozen=True)
 class FitReport:
     """What a fit cost and where it stopped; a closed-form fit has no epochs."""
@@ -57,7 +67,7 @@ class FitReport:
     best_valid: float | None = None  # validation NDCG@10 of the kept weights
     epoch_seconds: tuple[float, ...] = ()  # training time of each epoch, validation excluded
     losses: tuple[float, ...] = ()  # mean training loss of each epoch
-    valid: tuple[tuple[int, float], ...] = ()  # (epoch, validation NDCG@10) at each validation
+    curve: tuple[CurvePoint, ...] = ()  # every validation with its time: accuracy against time spent
     privacy: PrivacyGuarantee | None = None  # what a DP-SGD fit spent; None: not private
 
     @property
@@ -99,11 +109,9 @@ class _Stopper:
     best_epoch: int | None = None
     state: dict[str, torch.Tensor] | None = None
     stale: int = 0
-    history: list[tuple[int, float]] = field(default_factory=list)
 
     def update(self, epoch: int, score: float) -> bool:
         """Record one validation; True when training should stop."""
-        self.history.append((epoch, score))
         if score > self.best:
             self.best, self.best_epoch, self.stale = score, epoch, 0
             self.state = copy.deepcopy(self.network.state_dict())
@@ -157,6 +165,7 @@ class Trainer:
         popularity = item_popularity(data.sequences, data.n_items)
         seconds: list[float] = []
         losses: list[float] = []
+        curve: list[CurvePoint] = []
         with _writer(config.tensorboard) as writer:
             for epoch, batches in enumerate(itertools.chain([first], epochs), start=1):
                 scalars = {"train/lr": float(scheduler.get_last_lr()[0])}
@@ -165,6 +174,9 @@ class Trainer:
                 seconds.append(time.perf_counter() - tick)
                 scalars |= {"train/loss": losses[-1], "train/epoch_seconds": seconds[-1]}
                 metrics = self._validate(model, data, popularity, epoch)
+                if metrics is not None:
+                    wall = time.perf_counter() - started
+                    curve.append(CurvePoint(epoch, sum(seconds), wall, metrics["HR@10"], metrics[METRIC]))
                 stop = metrics is not None and stopper.update(epoch, metrics[METRIC])
                 _log(writer, {**scalars, **{f"valid/{name}": value for name, value in (metrics or {}).items()}}, epoch)
                 log.info(
@@ -192,7 +204,7 @@ class Trainer:
             best_valid=stopper.best if stopper.best_epoch is not None else None,
             epoch_seconds=tuple(seconds),
             losses=tuple(losses),
-            valid=tuple(stopper.history),
+            curve=tuple(curve),
             privacy=None if plan is None else plan.guarantee(len(losses)),
         )
 
