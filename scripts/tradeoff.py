@@ -10,8 +10,8 @@ way has none on DATA). Each row ranks every validation user through the feed ran
 (``feed_ranker``: popularity correction, then calibration or MMR, then the tail floor), the knobs set on each
 request exactly as the API's query parameters set them, and the evaluation protocol measures NDCG@10, HR@10,
 intra-list diversity and calibration KL over DATA's categories (diversity over the items' text vectors where DATA
-has no categories), and the share of list slots given to tail items
-(the bottom half by training popularity), and across providers (brands, or categories where there are none):
+has no categories; MMR itself measures similarity over the search encoder's text vectors, as served), and the
+share of list slots given to tail items (the bottom half by training popularity), and across providers (brands, or categories where there are none):
 the Gini of their exposure and the share of slots given to the small half of them. Each row also records the
 NDCG@10 gap between the best- and worst-served user groups (history length; gender, age and occupation where the
 data has them) with its bootstrap interval.
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from shoprec.cli.common import load_data
 from shoprec.data.split import hold_out_last
+from shoprec.encoders.text import EncoderConfig
 from shoprec.evaluation import provenance
 from shoprec.evaluation.protocol import audit_of, evaluate
 from shoprec.models.artifact import load_artifact
@@ -61,6 +62,12 @@ def main() -> None:
         required=True,
         help=f"KNOB=V1,V2,... with KNOB one of {', '.join(KNOBS)} and values in [0, 1]; repeat for several knobs",
     )
+    parser.add_argument(
+        "--search-encoder",
+        choices=("e5", "minilm", "hashing"),
+        default="e5",
+        help="the text vectors items get for search, and MMR for similarity, as `shoprec serve --search-encoder`",
+    )
     parser.add_argument("--out", type=Path, help="write the rows and their provenance as JSON here")
     args = parser.parse_args()
     grid = dict(_axis(text) for text in args.grid)
@@ -76,10 +83,16 @@ def main() -> None:
     by_categories = audit["item_vectors"] is not None
     if not by_categories:
         # Diversity over the text vectors the model's encoder gives the items (from the training cache): like
-        # categories, independent of the model's own item space, which MMR works in.
+        # categories, independent of the model's own item space, and of the search encoder's, which MMR works in.
         audit["item_vectors"] = text_vectors(dataset, RunConfig(**manifest.run), None)()
     trained_on, valid = hold_out_last(dataset.sequences)  # what `shoprec train` fitted on, and its validation
-    items = model_items(model, vocabulary.ids, records=catalog_records(dataset, vocabulary.ids))
+    search = RunConfig(model=manifest.model, encoder=EncoderConfig(name=args.search_encoder))
+    items = model_items(
+        model,
+        vocabulary.ids,
+        search=text_vectors(dataset, search, None)(),
+        records=catalog_records(dataset, vocabulary.ids),
+    )
     popularity = item_popularity(trained_on, dataset.items.size)
     rows = []
     ranker = feed_ranker(model)
@@ -114,6 +127,7 @@ def main() -> None:
             "model": manifest.model,
             "options": manifest.options,
             "diversity_space": "categories" if by_categories else f"item text ({manifest.encoder_name})",
+            "search_encoder": args.search_encoder,  # MMR's similarity where every item has text
             "date": provenance.utc_now(),
             "commit": provenance.git_commit(),
             "machine": provenance.machine(),

@@ -3,6 +3,8 @@ popularity correction before it)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,8 @@ from shoprec.ranking.stages import PopularityCorrection
 from shoprec.ranking.types import Request, Scores
 from shoprec.storage.store import CatalogItem
 
-# Nine items in three directions of the item space: 1-3 along x, 4-6 along y, 7-9 along z (copies of each other).
+# Nine items in three directions of the item space (no text vectors, so MMR measures similarity there): 1-3 along x,
+# 4-6 along y, 7-9 along z (copies of each other).
 # The model ranks by index, so its top three are three copies along x.
 DIRECTIONS = np.repeat(np.eye(3, dtype=np.float32), 3, axis=0)
 SCORES = np.array([0.0, 9, 8, 7, 6, 5, 4, 3, 2, 1])
@@ -40,8 +43,18 @@ def test_diversity_only_picks_the_most_diverse_list(items: ItemIndex) -> None:
     chosen, _ = MMR(1.0).rerank(Request(np.array([1]), k=3), items, POOL, SCORES)
     assert chosen[:3].tolist() == [1, 4, 7]
     assert sorted(chosen.tolist()) == POOL.tolist()  # the rest of the pool follows for a later stage
-    halfway, _ = MMR(0.5).rerank(Request(np.array([1]), k=3), items, POOL, SCORES)
-    assert halfway[:3].tolist() == [1, 4, 7]  # a near-copy costs more relevance than it is worth here
+
+
+def test_a_sure_model_keeps_its_near_copies_and_an_unsure_one_diversifies(items: ItemIndex) -> None:
+    """Relevance is the model's probability of the item (in percentage points, discounted by slot). Scores 9, 8, 7,
+    ... make item 2 (a copy of 1) 23% likely and item 4 3%: at diversity 0.8 the copy is still worth its similarity
+    in the second slot, not in the third. Scores a tenth as far apart make the nine about equally likely (14% to
+    7%), and the list takes one item from each direction."""
+    sure, _ = MMR(0.8).rerank(Request(np.array([1]), k=3), items, POOL, SCORES)
+    assert sure[:3].tolist() == [1, 2, 4]
+    unsure, _ = MMR(0.8).rerank(Request(np.array([1]), k=3), items, POOL, SCORES / 10)
+    assert unsure[:3].tolist() == [1, 4, 7]
+    assert MMR(0.5).rerank(Request(np.array([1]), k=3), items, POOL, SCORES)[0][:3].tolist() == [1, 2, 3]
 
 
 def test_a_tail_floor_after_mmr_keeps_its_list_and_swaps_the_last_head_pick(items: ItemIndex) -> None:
@@ -82,3 +95,14 @@ class FixedScores:
     def score(self, requests: object, items: ItemIndex, allowed: np.ndarray) -> Scores:
         total = np.tile(self.scores.astype(np.float32), (len(allowed), 1))
         return Scores(total, {}, np.full(len(allowed), self.personal))
+
+
+def test_similarity_is_over_the_text_when_every_item_has_one(items: ItemIndex) -> None:
+    """Text directions cut across the model's: by text, items 1, 2, 3 are unlike each other and 1, 4, 7 alike. With a
+    text vector for every item, diversity follows the text; with one item missing its text, the model's space."""
+    text = np.vstack([np.zeros((1, 3)), np.tile(np.eye(3), (3, 1))]).astype(np.float32)  # item i -> axis (i - 1) % 3
+    by_text, _ = MMR(1.0).rerank(Request(np.array([1]), k=3), replace(items, search=text), POOL, SCORES)
+    assert by_text[:3].tolist() == [1, 2, 3]
+    text[5] = 0.0
+    by_model, _ = MMR(1.0).rerank(Request(np.array([1]), k=3), replace(items, search=text), POOL, SCORES)
+    assert by_model[:3].tolist() == [1, 4, 7]

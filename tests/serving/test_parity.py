@@ -95,8 +95,8 @@ def test_a_re_ranked_feed_is_the_offline_ranking_with_the_same_stages(
     name: str, knob: str, served_for: Callable[[str], Served]
 ) -> None:
     """``?diversity=0.5`` (and each other knob, and knobs together) serves what the evaluation protocol ranks with
-    the same stages built by hand over the same items, and it changes most lists. MMR works in the model's item
-    space for sasrec, in the search text space for itemknn, which has no item vectors."""
+    the same stages built by hand over the same items, and it changes most lists. MMR works in the search text
+    space where every item has text, else in the model's item space."""
     pipeline, model, vocabulary, users, histories = served_for(name)
     knobs, ranker = KNOBS[knob]
     offline = rank(OfflineRanking(ranker(model), pipeline.catalog.snapshot()), histories, K)
