@@ -45,7 +45,9 @@ def dp_gradient(sigma: float, clip: float) -> tuple[list[torch.Tensor], list[tor
     """(gradient the DP optimizer steps with, sum of clipped per-user gradients / expected batch, per-user norms),
     the latter two computed by hand, one user at a time, on a copy of the same network."""
     model, data = dp_model(), sequences()
-    network = model.build(TrainData(n_items=N_ITEMS, sequences=data, private=True))
+    with torch.random.fork_rng():  # the same initial weights on every run: the norms below depend on them
+        torch.manual_seed(0)
+        network = model.build(TrainData(n_items=N_ITEMS, sequences=data, private=True))
     reference = copy.deepcopy(network)
     (batch,) = model.batches(data, len(data), torch.Generator().manual_seed(0))
     private = plan(sigma, clip, len(data))
@@ -79,8 +81,8 @@ def test_without_noise_the_step_uses_the_sum_of_each_users_clipped_gradient() ->
 
 
 def test_clipping_bounds_each_users_contribution_not_the_batch() -> None:
-    noised, clipped, norms = dp_gradient(sigma=0.0, clip=10.0)  # nobody clipped: the plain mean gradient
-    assert max(norms) < 10.0
+    noised, clipped, norms = dp_gradient(sigma=0.0, clip=100.0)  # nobody clipped: the plain mean gradient
+    assert max(norms) < 100.0
     for got, want in zip(noised, clipped, strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-4)
 
